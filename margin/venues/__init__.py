@@ -3,7 +3,24 @@
 Public API of ``margin.venues``; implementation in the modules ``dydx``, ``aave`` and
 ``weighted_health``. See ``margin/venues/README.md`` for each rule set and its source.
 """
+from margin.venues import aave
 from margin.venues._validate import VenueInputError
+from margin.venues.aave import (
+    AaveReserve,
+    AccountData,
+    LiquidationReverted,
+    LiquidationResult,
+    close_factor_bps,
+    collateral_to_liquidate,
+    liquidation_call,
+    liquidation_price,
+    percent_div,
+    percent_mul,
+    reserves_from_config,
+    user_account_data,
+    wad_div,
+    wad_mul,
+)
 from margin.venues.dydx import (
     BatchedRisk,
     LiquidityTier,
@@ -38,4 +55,20 @@ __all__ = [
     "maintenance_margin_ppm",
     "position_margin_requirements",
     "tiers_from_config",
+    # Aave v3 (health_factor / is_liquidatable are reached as aave.health_factor, aave.is_liquidatable)
+    "aave",
+    "AaveReserve",
+    "AccountData",
+    "LiquidationReverted",
+    "LiquidationResult",
+    "close_factor_bps",
+    "collateral_to_liquidate",
+    "liquidation_call",
+    "liquidation_price",
+    "percent_div",
+    "percent_mul",
+    "reserves_from_config",
+    "user_account_data",
+    "wad_div",
+    "wad_mul",
 ]
