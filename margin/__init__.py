@@ -1,1 +1,93 @@
-"""margin package."""
+"""margin: batched JAX margin kernels (isolated, cross, portfolio; SPAN, Deribit PM, perpetuals).
+
+Public API (implementation in the modules named after each group):
+
+- instruments: :class:`Instruments`, :class:`Kind`, :class:`Settlement`, :func:`unit_value`
+- pricing: :func:`black76_price`, :func:`black76_greeks`, :class:`Greeks`, :func:`implied_vol`,
+  :class:`ImpliedVolResult`
+- scenarios: :class:`ScenarioSet`, :func:`scenario_pnl`, :func:`historical_scenarios`,
+  :func:`filtered_historical_scenarios`, :func:`correlated_scenarios`, :func:`span_scenarios`,
+  :func:`deribit_scenarios`
+- requirements: :func:`portfolio_margin`, :func:`isolated_margin`, :func:`cross_margin`, :func:`portfolio_im_mm`,
+  :func:`net_gross_ratio`, :func:`historical_var_es`, :func:`parametric_var_es`,
+  :func:`sharded_portfolio_margin`
+- venue rule sets: :mod:`margin.span` (CME SPAN), :mod:`margin.deribit` (Deribit portfolio margin),
+  :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
+- real data: :func:`load_deribit_chain`, :func:`reprice_chain`
+- errors: :class:`MarginInputError` (a ``ValueError`` naming field, index and value)
+
+Importing the package enables JAX float64 (``jax_enable_x64``) so that ``dtype=jnp.float64`` is available;
+kernels default to float32 and always cast explicitly.
+"""
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from margin.validation import MarginInputError  # noqa: E402
+from margin.instruments import Instruments, Kind, Settlement, unit_value  # noqa: E402
+from margin.pricing import (  # noqa: E402
+    Greeks,
+    ImpliedVolResult,
+    black76_greeks,
+    black76_price,
+    implied_vol,
+)
+from margin.perpetual import PerpetualMarginResult, perpetual_margin, perpetual_margin_reference  # noqa: E402
+from margin.scenarios import (  # noqa: E402
+    ScenarioSet,
+    correlated_scenarios,
+    ewma_volatility,
+    filtered_historical_scenarios,
+    historical_scenarios,
+    scenario_pnl,
+)
+from margin.requirements import (  # noqa: E402
+    DEFAULT_CHUNK,
+    CrossMarginResult,
+    VarEs,
+    cross_margin,
+    historical_var_es,
+    isolated_margin,
+    net_gross_ratio,
+    parametric_var_es,
+    portfolio_im_mm,
+    portfolio_margin,
+    portfolio_margin_reference,
+    sharded_portfolio_margin,
+    streaming_pass,
+)
+
+__all__ = [
+    "MarginInputError",
+    "Instruments",
+    "Kind",
+    "Settlement",
+    "unit_value",
+    "Greeks",
+    "ImpliedVolResult",
+    "black76_greeks",
+    "black76_price",
+    "implied_vol",
+    "PerpetualMarginResult",
+    "perpetual_margin",
+    "perpetual_margin_reference",
+    "ScenarioSet",
+    "correlated_scenarios",
+    "ewma_volatility",
+    "filtered_historical_scenarios",
+    "historical_scenarios",
+    "scenario_pnl",
+    "DEFAULT_CHUNK",
+    "CrossMarginResult",
+    "VarEs",
+    "cross_margin",
+    "historical_var_es",
+    "isolated_margin",
+    "net_gross_ratio",
+    "parametric_var_es",
+    "portfolio_im_mm",
+    "portfolio_margin",
+    "portfolio_margin_reference",
+    "sharded_portfolio_margin",
+    "streaming_pass",
+]
