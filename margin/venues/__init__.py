@@ -3,7 +3,7 @@
 Public API of ``margin.venues``; implementation in the modules ``dydx``, ``aave`` and
 ``weighted_health``. See ``margin/venues/README.md`` for each rule set and its source.
 """
-from margin.venues import aave
+from margin.venues import aave, dydx, weighted_health
 from margin.venues._validate import VenueInputError
 from margin.venues.aave import (
     AaveReserve,
@@ -37,9 +37,18 @@ from margin.venues.dydx import (
     position_margin_requirements,
     tiers_from_config,
 )
+from margin.venues.weighted_health import (
+    HealthResult,
+    TokenWeights,
+    effective_weights,
+    health,
+    health_reference,
+    weights_from_config,
+)
 
 __all__ = [
     "VenueInputError",
+    "dydx",
     # dYdX v4
     "BatchedRisk",
     "LiquidityTier",
@@ -71,4 +80,12 @@ __all__ = [
     "user_account_data",
     "wad_div",
     "wad_mul",
+    # weighted health (Mango v4 / Drift style)
+    "weighted_health",
+    "HealthResult",
+    "TokenWeights",
+    "effective_weights",
+    "health",
+    "health_reference",
+    "weights_from_config",
 ]

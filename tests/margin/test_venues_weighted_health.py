@@ -1,0 +1,175 @@
+"""Weighted-health engine (Mango v4 / Drift style): worked examples, kernel vs slow reference, properties."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from omegaconf import OmegaConf
+
+from margin.venues import weighted_health as wh
+from margin.venues._validate import VenueInputError
+from margin.venues.weighted_health import TokenWeights, health, health_reference
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "margin" / "weighted_health.yaml"
+INF = math.inf
+
+
+def _w(k=2, imf=0.0, dep_start=INF, bor_start=INF):
+    # token 0: USDC (1/1), others: maint 0.9/1.1, init 0.8/1.2
+    one = lambda a, b: np.array([a] + [b] * (k - 1))  # noqa: E731
+    return TokenWeights(one(1.0, 0.8), one(1.0, 0.9), one(1.0, 1.2), one(1.0, 1.1),
+                        one(INF, dep_start), one(INF, bor_start), one(0.0, imf))
+
+
+P = np.array([1.0, 150.0])  # USDC, SOL
+
+
+def test_worked_example_init_and_maint():
+    b = np.array([[-1_000.0, 10.0]])  # borrowed $1,000 against 10 SOL ($1,500)
+    r = health(b, P, _w(), health_type="init", dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.8 * 1_500)
+    assert float(r.liabilities[0]) == pytest.approx(1_000)
+    assert float(r.health[0]) == pytest.approx(200.0)
+    assert float(r.health_ratio[0]) == pytest.approx(20.0)  # 100 x (1200 - 1000) / 1000
+    r = health(b, P, _w(), health_type="maint", dtype=jnp.float64)
+    assert float(r.health[0]) == pytest.approx(0.9 * 1_500 - 1_000)
+    # no liabilities: ratio +inf, not NaN
+    r = health(np.array([[5.0, 1.0]]), P, _w(), dtype=jnp.float64)
+    assert math.isinf(float(r.health_ratio[0])) and float(r.health[0]) == pytest.approx(5 + 120)
+
+
+def test_open_orders_take_the_worse_side():
+    w = _w()
+    b = np.array([[1_000.0, 0.0]])
+    bids, asks = np.array([[0.0, 5.0]]), np.array([[0.0, 3.0]])
+    r = health(b, P, w, open_bids=bids, open_asks=asks, dtype=jnp.float64)
+    # bids fill: +5 SOL at 0.8 ($600) - $750 cash = -150; asks fill: -3 SOL at 1.2 (-$540) + $450 = -90
+    bid_side, ask_side = 0.8 * 750 - 750, -1.2 * 450 + 450
+    assert float(r.health[0]) == pytest.approx(1_000 + min(bid_side, ask_side)) == pytest.approx(850)
+    # only asks (sell 3 SOL held): worse side is the ask fill: 3 SOL at 0.8 -> $450 cash
+    r = health(np.array([[0.0, 3.0]]), P, w, open_asks=asks, dtype=jnp.float64)
+    assert float(r.health[0]) == pytest.approx(min(0.8 * 450, 0.0 + 450))
+    # bid at $100 (below the $150 oracle): bids fill gives 0.8*750 - 500 = +100, the (empty) ask side 0
+    r = health(b, P, w, open_bids=bids, bid_prices=np.array([1.0, 100.0]), dtype=jnp.float64)
+    assert float(r.health[0]) == pytest.approx(1_000 + min(0.8 * 750 - 500, 0.0))
+
+
+def test_mango_deposit_and_borrow_scaling():
+    w = _w(dep_start=50e6, bor_start=20e6)
+    b = np.array([[-1_000.0, 10.0]])
+    r = health(b, P, w, total_deposits_usd=[0, 100e6], dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.8 * 0.5 * 1_500)  # weight x 50M / 100M
+    r = health(b, P, w, health_type="maint", total_deposits_usd=[0, 100e6], dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.9 * 1_500)  # maintenance is not scaled
+    b2 = np.array([[10_000.0, -10.0]])
+    r = health(b2, P, w, total_borrows_usd=[0, 40e6], dtype=jnp.float64)
+    assert float(r.liabilities[0]) == pytest.approx(1.2 * 2 * 1_500)  # weight x 40M / 20M
+    # below the scale start: unchanged
+    r = health(b2, P, w, total_borrows_usd=[0, 20e6], dtype=jnp.float64)
+    assert float(r.liabilities[0]) == pytest.approx(1.2 * 1_500)
+
+
+def test_drift_imf_factor_and_user_margin_ratio():
+    b = np.array([[0.0, 10_000.0], [0.0, -10_000.0]])  # sqrt(10,000) = 100
+    r = health(b, P, _w(imf=0.001), dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.8 * 1.5e6)  # 1.1 / 1.1 = 1.0 > 0.8: no discount
+    assert float(r.liabilities[1]) == pytest.approx(max(1.2, 0.96 + 0.1) * 1.5e6)
+    r = health(b, P, _w(imf=0.01), dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(1.1 / 2.0 * 1.5e6)
+    assert float(r.liabilities[1]) == pytest.approx((0.8 * 1.2 + 1.0) * 1.5e6)
+    r = health(np.array([[0.0, 10.0]]), P, _w(), user_margin_ratio=[0.5], dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.5 * 1_500)
+    r = health(np.array([[0.0, 10.0]]), P, _w(), user_margin_ratio=[0.5], health_type="maint", dtype=jnp.float64)
+    assert float(r.assets[0]) == pytest.approx(0.9 * 1_500)
+
+
+N, K = 32, 4
+
+
+@pytest.fixture(scope="module")
+def rand_weights():
+    return TokenWeights(np.array([1.0, 0.8, 0.7, 0.0]), np.array([1.0, 0.9, 0.85, 0.5]),
+                        np.array([1.0, 1.2, 1.3, 1.5]), np.array([1.0, 1.1, 1.15, 1.25]),
+                        np.array([INF, 5e4, 1e5, 1e3]), np.array([INF, 2e4, INF, 1e3]),
+                        np.array([0.0, 0.0, 0.002, 0.01]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), htype=st.sampled_from(["init", "maint"]))
+def test_kernel_matches_slow_reference(rand_weights, seed, htype):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(0, 100, (N, K)) * (rng.random((N, K)) < 0.8)
+    p = np.array([1.0, *rng.uniform(0.5, 500, K - 1)])
+    ob = np.abs(rng.normal(0, 50, (N, K))) * (rng.random((N, K)) < 0.4)
+    oa = np.abs(rng.normal(0, 50, (N, K))) * (rng.random((N, K)) < 0.4)
+    ob[:, 0] = oa[:, 0] = 0
+    bp, ap = p * rng.uniform(0.9, 1.0, K), p * rng.uniform(1.0, 1.1, K)
+    dep, bor = rng.uniform(0, 2e5, K), rng.uniform(0, 5e4, K)
+    umr = rng.uniform(0, 0.3, N)
+    kw = dict(health_type=htype, open_bids=ob, open_asks=oa, bid_prices=bp, ask_prices=ap,
+              total_deposits_usd=dep, total_borrows_usd=bor)
+    r64 = health(b, p, rand_weights, user_margin_ratio=umr, dtype=jnp.float64, **kw)
+    r32 = health(b, p, rand_weights, user_margin_ratio=umr, **kw)
+    assert r32.health.dtype == jnp.float32 and r64.health.dtype == jnp.float64
+    for i in range(N):
+        h, ratio = health_reference(b[i], p, rand_weights, open_bids=ob[i], open_asks=oa[i], bid_prices=bp,
+                                    ask_prices=ap, total_deposits_usd=dep, total_borrows_usd=bor,
+                                    health_type=htype, user_margin_ratio=float(umr[i]))
+        assert float(r64.health[i]) == pytest.approx(h, rel=1e-12, abs=1e-9)
+        assert float(r32.health[i]) == pytest.approx(h, rel=1e-4, abs=1e-2)
+        if math.isinf(ratio):
+            assert math.isinf(float(r64.health_ratio[i]))
+        else:
+            assert float(r64.health_ratio[i]) == pytest.approx(ratio, rel=1e-10, abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bump=st.floats(0.0, 2.0), htype=st.sampled_from(["init", "maint"]))
+def test_health_decreasing_in_liability_weight_increasing_in_asset_weight(rand_weights, seed, bump, htype):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(0, 100, (N, K))
+    p = np.array([1.0, *rng.uniform(0.5, 500, K - 1)])
+    ob = np.abs(rng.normal(0, 30, (N, K)))
+    ob[:, 0] = 0
+    base = health(b, p, rand_weights, health_type=htype, open_bids=ob, dtype=jnp.float64).health
+    heavier = rand_weights._replace(init_liab=rand_weights.init_liab + bump,
+                                    maint_liab=rand_weights.maint_liab + bump)
+    h2 = health(b, p, heavier, health_type=htype, open_bids=ob, dtype=jnp.float64).health
+    assert np.all(np.asarray(h2) <= np.asarray(base) + 1e-9)
+    lighter = rand_weights._replace(init_asset=rand_weights.init_asset * (1 - bump / 2),
+                                    maint_asset=rand_weights.maint_asset * (1 - bump / 2))
+    h3 = health(b, p, lighter, health_type=htype, open_bids=ob, dtype=jnp.float64).health
+    assert np.all(np.asarray(h3) <= np.asarray(base) + 1e-9)
+
+
+def test_config_loads():
+    syms, w = wh.weights_from_config(OmegaConf.to_container(OmegaConf.load(CONF)))
+    assert syms[0] == "USDC" and len(syms) == len(w.init_asset)
+    assert np.all(w.init_asset <= w.maint_asset) and np.all(w.init_liab >= w.maint_liab)
+    r = health(np.zeros((1, len(syms))), np.ones(len(syms)), w)
+    assert float(r.health[0]) == 0.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(prices=np.array([1.0, np.nan])), r"prices at index \(1,\).*finite"),
+    (dict(prices=np.array([1.0, 0.0])), r"prices at index \(1,\).*> 0"),
+    (dict(prices=np.array([1.0, 2.0, 3.0])), r"prices.*shape mismatch"),
+    (dict(open_bids=np.array([[0.0, -1.0]])), r"open_bids at index \(0, 1\).*>= 0"),
+    (dict(open_bids=np.array([[1.0, 0.0]])), r"quote token"),
+    (dict(open_asks=np.zeros((2, 2))), r"open_asks.*shape mismatch"),
+    (dict(health_type="initial"), r"health_type"),
+    (dict(balances=np.array([[1.0, np.inf]])), r"balances at index \(0, 1\)"),
+    (dict(weights=_w()._replace(init_liab=np.array([1.0, 0.9]))), r"weights.init_liab at index \(1,\)"),
+    (dict(user_margin_ratio=np.array([1.5])), r"user_margin_ratio at index \(0,\)"),
+])
+def test_bad_input_raises_before_kernel(kwargs, match, monkeypatch):
+    monkeypatch.setattr(wh, "_health_kernel", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    args = dict(balances=np.array([[1.0, 2.0]]), prices=P, weights=_w())
+    args.update(kwargs)
+    b, p, w = args.pop("balances"), args.pop("prices"), args.pop("weights")
+    with pytest.raises(VenueInputError, match=match):
+        health(b, p, w, **args)
