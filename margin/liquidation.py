@@ -1,0 +1,542 @@
+"""Liquidation simulator: a venue's accounts, margin checks, liquidations, insurance fund and ADL over time.
+
+The whole path is one ``jax.lax.scan`` over steps (days by default; any frequency works) and vectorised over N
+accounts. Money is conserved: every transfer has two sides in the per-step :class:`Ledger` and a test checks
+``balances + insurance_fund + counterparties - net_deposits == initial`` at every step, together with
+``bad_debt = paid_by_fund + paid_by_adl + socialised`` and ``fund = fund_0 + fees - paid_by_fund``.
+
+Order of events in step t (all prices are closes of step t):
+
+1. **Settlement** at the oracle price O_t: perpetual variation margin ``q (O_t - O_{t-1})`` moves between the
+   account and the counterparties (the rest of the market, one ledger account); expiring option series pay their
+   intrinsic value and are re-opened at the same moneyness (premium paid at the model price).
+2. **Re-entry**: accounts fully liquidated ``reentry_days`` ago re-open their original book with fresh outside
+   money (keeps the population stable over multi-year runs; 0 disables).
+3. **Requirements**: per asset, the worst loss over a SPAN-style grid (price moves of 0, +-1/3, +-2/3, +-1 x the
+   policy's scan range with volatility up / down, and +-2 x scan range counted at 35%; CME SPAN risk arrays) of
+   the account's perpetual plus option legs; IM = sum over assets; MM = sum of mm_factor_a x loss_a.
+4. **Liquidation** when equity < MM: close a fraction ``c = clip(1 - E / IM + close_extra, min_close,
+   close_factor)`` of every position (``c = 1`` when E <= full_liquidation_ratio x MM), so the remainder is back
+   at IM. Fills: perpetuals at the MARKET price P_t (not the oracle) minus slippage ``impact_a = impact_k x
+   sigma_a x sqrt(V_a / ADV_a)`` (square-root impact law: Almgren, Thum, Hauptmann & Li 2005; Bouchaud et al.
+   2018), V_a = the step's total liquidated notional of asset a, sigma_a the daily vol. Options close at model
+   value minus the same impact on their delta notional. Optional Dutch auction: the discount grows in steps of
+   ``auction_step``; keepers take the lot at the first discount covering impact + ``keeper_margin``; if that
+   exceeds ``auction_max_discount`` the auction fails and the position stays open until the next step (the
+   zero-bid failure mode of MakerDAO's 12 March 2020 auctions). A liquidation fee ``fee_rate`` x closed notional,
+   paid from the remaining equity, goes to the insurance fund.
+5. **Bad debt**: a fully closed account with negative balance is made whole by the insurance fund; what the fund
+   cannot pay is charged to accounts with a profit on the step (auto-deleveraging, pro rata to profit, their
+   positions reduced by the same fraction: stylised version of BitMEX / Binance ADL); anything left is socialised
+   to the counterparties.
+6. **Collateral management** (behaviour): an account below IM tops up from its outside reserve towards
+   ``target = max(notional / leverage, (1 + cushion) x IM)``; an account above ``withdraw_mult x target``
+   withdraws the excess.
+
+The engine sees prices only through the oracle series given to :func:`prepare_market` (see :func:`make_oracle`:
+spot, lagged, TWAP, or with a deviation), so bad debt from a late oracle in a flash crash is measurable against
+the same run with a spot oracle.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from margin.book import Book
+from margin.pricing import black76_greeks
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "LiquidationParams",
+    "Ledger",
+    "MarketPath",
+    "SimState",
+    "SPAN_GRID",
+    "initial_state",
+    "make_oracle",
+    "option_scenario_pnl",
+    "prepare_market",
+    "simulate",
+]
+
+# CME SPAN risk-array scenarios: (price move in scan ranges, vol move sign, cover fraction). Source: CME SPAN
+# "Risk Arrays" documentation; McMillan, Options as a Strategic Investment, ch. 34.
+SPAN_GRID = np.array(
+    [(0, 1, 1), (0, -1, 1), (1 / 3, 1, 1), (1 / 3, -1, 1), (-1 / 3, 1, 1), (-1 / 3, -1, 1),
+     (2 / 3, 1, 1), (2 / 3, -1, 1), (-2 / 3, 1, 1), (-2 / 3, -1, 1), (1, 1, 1), (1, -1, 1),
+     (-1, 1, 1), (-1, -1, 1), (2, 0, 0.35), (-2, 0, 0.35)], dtype=np.float64)
+
+
+class LiquidationError(ValueError):
+    """Bad simulator input (names the field, index and value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LiquidationParams:
+    """Venue and behaviour parameters (``conf/book/*.yaml`` ``liquidation:`` block).
+
+    Attributes:
+        close_factor: maximum fraction of a position closed per step in a partial liquidation (1 = no cap;
+            Aave v3.0-3.2 uses 0.5).
+        close_extra: extra fraction closed beyond the one that restores IM exactly.
+        min_close: minimum fraction closed once liquidation starts.
+        full_liquidation_ratio: close everything when equity <= this x MM.
+        fee_rate: liquidation fee to the insurance fund, fraction of closed notional (e.g. 0.005).
+        impact_k: square-root impact coefficient (order 1; Almgren et al. 2005).
+        max_impact: cap on the impact fraction.
+        dutch_auction: fill through a Dutch auction instead of a market order.
+        auction_step, auction_max_discount, keeper_margin: Dutch-auction discount grid, its cap and keepers' profit.
+        insurance_fund: initial fund, USD.
+        reentry_days: re-open fully liquidated accounts after this many steps (0 = never).
+        cushion: accounts top up to (1 + cushion) x IM.
+        withdraw_mult: accounts withdraw above this multiple of their target equity.
+        initial_cushion: initial equity at least (1 + initial_cushion) x IM.
+    """
+
+    close_factor: float = 1.0
+    close_extra: float = 0.05
+    min_close: float = 0.1
+    full_liquidation_ratio: float = 0.5
+    fee_rate: float = 0.005
+    impact_k: float = 1.0
+    max_impact: float = 0.5
+    dutch_auction: bool = False
+    auction_step: float = 0.005
+    auction_max_discount: float = 0.1
+    keeper_margin: float = 0.002
+    insurance_fund: float = 1e6
+    reentry_days: int = 7
+    cushion: float = 0.05
+    withdraw_mult: float = 2.0
+    initial_cushion: float = 0.2
+
+    def __post_init__(self) -> None:
+        for f, lo, hi in (("close_factor", 0.0, 1.0), ("min_close", 0.0, 1.0), ("full_liquidation_ratio", 0.0, 1.0),
+                          ("fee_rate", 0.0, 1.0), ("max_impact", 0.0, 1.0), ("auction_max_discount", 0.0, 1.0)):
+            v = getattr(self, f)
+            if not lo <= v <= hi:
+                raise LiquidationError(f"liquidation.{f}: must be in [{lo}, {hi}], got {v!r}")
+        if self.close_factor <= 0:
+            raise LiquidationError(f"liquidation.close_factor: must be > 0, got {self.close_factor!r}")
+        for f in ("close_extra", "impact_k", "insurance_fund", "cushion", "initial_cushion", "keeper_margin"):
+            if getattr(self, f) < 0:
+                raise LiquidationError(f"liquidation.{f}: must be >= 0, got {getattr(self, f)!r}")
+        if self.auction_step <= 0:
+            raise LiquidationError(f"liquidation.auction_step: must be > 0, got {self.auction_step!r}")
+        if self.withdraw_mult < 1:
+            raise LiquidationError(f"liquidation.withdraw_mult: must be >= 1, got {self.withdraw_mult!r}")
+        if int(self.reentry_days) < 0:
+            raise LiquidationError(f"liquidation.reentry_days: must be >= 0, got {self.reentry_days!r}")
+
+
+class MarketPath(NamedTuple):
+    """Per-step market inputs (leading axis T). Units: USD per coin for prices, USD per coin for option values.
+
+    oracle, oracle_prev, price: ``(T, A)``; perp_move: ``(T, A, S)`` relative P&L per USD notional in each
+    scenario (cover applied); opt_value, opt_delta, opt_roll, opt_daypnl: ``(T, I)``; opt_pnl: ``(T, I, S)``
+    per coin; impact_coef: ``(T, A)`` = impact_k x sigma_daily / sqrt(ADV) so that impact = coef x sqrt(V).
+    """
+
+    oracle: jax.Array
+    oracle_prev: jax.Array
+    price: jax.Array
+    perp_move: jax.Array
+    opt_value: jax.Array
+    opt_delta: jax.Array
+    opt_roll: jax.Array
+    opt_daypnl: jax.Array
+    opt_pnl: jax.Array
+    impact_coef: jax.Array
+
+
+class SimState(NamedTuple):
+    """Carry of the scan. Per account ``(N,)``/``(N, A)``/``(N, 2)``; scalars are USD totals."""
+
+    cash: jax.Array       # (N,) USD balance (option value excluded)
+    q: jax.Array          # (N, A) perpetual size, coin (signed)
+    n: jax.Array          # (N, 2) option leg sizes, coin (signed)
+    reserve: jax.Array    # (N,) outside cash for margin calls, USD
+    dead: jax.Array       # (N,) int32: -1 open, else steps since fully liquidated
+    fund: jax.Array       # () insurance fund, USD
+    market: jax.Array     # () counterparties' cumulative P&L, USD
+    deposits: jax.Array   # () net outside deposits into accounts, USD
+    fees: jax.Array       # () cumulative liquidation fees (to the fund)
+    bad_debt: jax.Array   # () cumulative bad debt
+    fund_paid: jax.Array  # () cumulative bad debt paid by the fund
+    adl_paid: jax.Array   # () cumulative bad debt paid by ADL
+    socialised: jax.Array  # () cumulative bad debt socialised to counterparties
+
+
+class Ledger(NamedTuple):
+    """Per-step outputs, each ``(T,)`` (``impact``: ``(T, A)``)."""
+
+    balances: jax.Array
+    fund: jax.Array
+    market: jax.Array
+    deposits: jax.Array
+    fees: jax.Array
+    bad_debt: jax.Array
+    fund_paid: jax.Array
+    adl_paid: jax.Array
+    socialised: jax.Array
+    bad_debt_step: jax.Array
+    n_liquidations: jax.Array
+    liq_volume: jax.Array
+    n_adl: jax.Array
+    im: jax.Array
+    mm: jax.Array
+    notional: jax.Array
+    equity: jax.Array
+    n_open: jax.Array
+    impact: jax.Array
+
+
+# --------------------------------------------------------------------------------------------------- oracle
+
+def make_oracle(price: np.ndarray, kind: str = "spot", *, lag: int = 1, window: int = 3,
+                deviation: float | np.ndarray = 0.0) -> np.ndarray:
+    """Oracle price series seen by the engine.
+
+    Args:
+        price: ``(T, A)`` market prices, USD > 0.
+        kind: ``"spot"`` (O = P), ``"lagged"`` (O_t = P_{t-lag}), ``"twap"`` (mean of the last ``window``
+            prices), ``"deviation"`` (O = P x (1 + deviation), deviation scalar or ``(T, A)``).
+        lag, window: see kind (>= 1); the first rows use the first price.
+
+    Returns:
+        ``(T, A)`` float64.
+    """
+    p = np.asarray(price, dtype=np.float64)
+    if p.ndim != 2:
+        raise LiquidationError(f"price: expected (T, A), got shape {p.shape}")
+    bad = np.argwhere(~np.isfinite(p) | (p <= 0))
+    if bad.size:
+        t, a = bad[0]
+        raise LiquidationError(f"price[{t}, {a}]: must be finite and > 0, got {p[t, a]!r}")
+    if kind == "spot":
+        return p.copy()
+    if kind == "lagged":
+        if int(lag) < 1:
+            raise LiquidationError(f"oracle.lag: must be >= 1, got {lag!r}")
+        idx = np.maximum(np.arange(len(p)) - int(lag), 0)
+        return p[idx]
+    if kind == "twap":
+        if int(window) < 1:
+            raise LiquidationError(f"oracle.window: must be >= 1, got {window!r}")
+        c = np.cumsum(np.vstack([np.zeros((1, p.shape[1])), p]), axis=0)
+        t = np.arange(1, len(p) + 1)
+        lo = np.maximum(t - int(window), 0)
+        return (c[t] - c[lo]) / (t - lo)[:, None]
+    if kind == "deviation":
+        d = np.broadcast_to(np.asarray(deviation, dtype=np.float64), p.shape)
+        if np.any(d <= -1):
+            raise LiquidationError("oracle.deviation: must be > -1")
+        return p * (1.0 + d)
+    raise LiquidationError(f"oracle.kind: must be spot|lagged|twap|deviation, got {kind!r}")
+
+
+# --------------------------------------------------------------------------------------------------- options
+
+def _series_strikes(oracle: np.ndarray, tenors, moneyness):
+    """Per step: strike (T, A, J, K), years to expiry (T, J), roll flag (T, J), previous strike (T, A, J, K)."""
+    T = oracle.shape[0]
+    t = np.arange(T)
+    D = np.asarray(tenors)[None, :]
+    last_roll = (t[:, None] // D) * D                   # (T, J)
+    roll = (t[:, None] % D == 0)
+    tau = (D - (t[:, None] - last_roll)) / 365.0
+    m = np.asarray(moneyness)
+    s_roll = oracle[last_roll]                          # (T, J, A)
+    strike = np.transpose(s_roll, (0, 2, 1))[..., None] * m     # (T, A, J, K)
+    prev_roll = np.maximum(last_roll - D, 0)
+    prev_strike = np.transpose(oracle[prev_roll], (0, 2, 1))[..., None] * m
+    return strike, tau, roll, prev_strike
+
+
+def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.25):
+    """Per-coin option value, delta and SPAN-grid P&L for the option grid.
+
+    Args:
+        spot: ``(T, A)`` USD. strike: ``(T, A, J, K)`` USD. tau: ``(T, J)`` years (> 0). iv: ``(T, A)``
+        annualised. scan_range: ``(T, A)`` relative move. vol_scan: relative vol shift of the SPAN grid.
+
+    Returns:
+        value ``(T, I)``, delta ``(T, I)``, pnl ``(T, I, S)`` with I = A*J*K*2 in :class:`margin.book.OptionGrid`
+        order (call then put), Black-76 via :func:`margin.pricing.black76_greeks` (forward = spot, r = 0).
+    """
+    T, A, J, K = strike.shape
+    f = spot[:, :, None, None, None]
+    k = strike[..., None]
+    t = tau[:, None, :, None, None]
+    v = iv[:, :, None, None, None]
+    is_call = np.array([True, False])
+    g = black76_greeks(np.broadcast_to(f, (T, A, J, K, 2)), np.broadcast_to(k, (T, A, J, K, 2)),
+                       np.broadcast_to(t, (T, A, J, K, 2)), np.broadcast_to(v, (T, A, J, K, 2)), is_call,
+                       dtype=jnp.float64)
+    value = np.asarray(g.price).reshape(T, -1)
+    delta = np.asarray(g.delta).reshape(T, -1)
+    mult, vsgn, cover = SPAN_GRID.T
+    move = np.maximum(mult[None, None, :] * scan_range[:, :, None], -0.95)      # (T, A, S)
+    f1 = spot[:, :, None] * (1 + move)
+    v1 = iv[:, :, None] * (1 + vol_scan * vsgn)
+    S = len(mult)
+    sh = (T, A, J, K, 2, S)
+    p1 = black76_greeks(np.broadcast_to(f1[:, :, None, None, None, :], sh),
+                        np.broadcast_to(k[..., None], sh), np.broadcast_to(t[..., None], sh),
+                        np.broadcast_to(v1[:, :, None, None, None, :], sh),
+                        np.broadcast_to(is_call[:, None], sh), dtype=jnp.float64).price
+    pnl = (np.asarray(p1) - np.asarray(g.price)[..., None]) * cover
+    return value, delta, pnl.reshape(T, -1, S)
+
+
+def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd: np.ndarray,
+                   sigma_daily: np.ndarray, iv: np.ndarray, scan_range: np.ndarray,
+                   params: LiquidationParams = LiquidationParams(), *, vol_scan: float = 0.25,
+                   dtype=jnp.float32) -> MarketPath:
+    """Precompute every per-step input of :func:`simulate` (vectorised over steps; no Python loop over time).
+
+    Args:
+        book: the account book (for the option grid).
+        price: ``(T, A)`` market prices (fills), USD.
+        oracle: ``(T, A)`` oracle prices (marks, margin checks, option strikes), USD.
+        volume_usd: ``(T, A)`` traded volume per step (ADV for the impact law), USD > 0.
+        sigma_daily: ``(T, A)`` per-step volatility of log returns used by the impact law.
+        iv: ``(T, A)`` annualised implied-volatility proxy for option values (> 0).
+        scan_range: ``(T, A)`` the policy's scan ranges (relative moves).
+        params: :class:`LiquidationParams`.
+        vol_scan: SPAN volatility scan range, relative.
+        dtype: dtype of the returned arrays (float32 default; float64 for exact ledger tests).
+
+    Raises:
+        LiquidationError naming field and index for shape mismatch, NaN/inf, non-positive prices or vols.
+    """
+    T, A = np.shape(price)
+    arrays = {"price": price, "oracle": oracle, "volume_usd": volume_usd, "sigma_daily": sigma_daily, "iv": iv,
+              "scan_range": scan_range}
+    out = {}
+    for name, x in arrays.items():
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (T, A):
+            raise LiquidationError(f"{name}: shape {x.shape} != (T={T}, A={A})")
+        bad = np.argwhere(~np.isfinite(x) | ((x <= 0) if name != "scan_range" else (x < 0)))
+        if bad.size:
+            t, a = bad[0]
+            raise LiquidationError(f"{name}[{t}, {a}]: must be finite and {'>= 0' if name == 'scan_range' else '> 0'}"
+                                   f", got {x[t, a]!r}")
+        out[name] = x
+    if A != len(book.assets):
+        raise LiquidationError(f"price: {A} assets but the book has {len(book.assets)}")
+    o = out["oracle"]
+    grid = book.grid
+    strike, tau, roll, prev_strike = _series_strikes(o, grid.tenors, grid.moneyness)
+    value, delta, pnl = option_scenario_pnl(o, strike, tau, out["iv"], out["scan_range"], vol_scan)
+    # expiring series pay intrinsic at the old strike; the account re-opens at the new strike's value
+    is_call = np.array([1.0, 0.0])
+    ko = prev_strike[..., None]
+    fo = o[:, :, None, None, None]
+    intrinsic = is_call * np.maximum(fo - ko, 0) + (1 - is_call) * np.maximum(ko - fo, 0)   # (T, A, J, K, 2)
+    roll_b = np.broadcast_to(roll[:, None, :, None, None], intrinsic.shape).reshape(T, -1)
+    roll_b = roll_b & (np.arange(T) > 0)[:, None]
+    roll_cash = np.where(roll_b, intrinsic.reshape(T, -1) - value, 0.0)
+    daypnl = np.zeros_like(value)
+    daypnl[1:] = value[1:] + roll_cash[1:] - value[:-1]
+    mult, _, cover = SPAN_GRID.T
+    perp_move = mult[None, None, :] * out["scan_range"][:, :, None] * cover
+    coef = params.impact_k * out["sigma_daily"] / np.sqrt(out["volume_usd"])
+    o_prev = np.vstack([o[:1], o[:-1]])
+    c = partial(jnp.asarray, dtype=dtype)
+    return MarketPath(c(o), c(o_prev), c(out["price"]), c(perp_move), c(value), c(delta), c(roll_cash), c(daypnl),
+                      c(pnl), c(coef))
+
+
+# --------------------------------------------------------------------------------------------------- kernels
+
+def _requirements(q, n, opt_idx, onehot, oracle, perp_move, opt_pnl, mm):
+    """Per-asset worst scenario loss (N, A); IM, MM (N,)."""
+    scen = q[:, :, None] * (oracle[:, None] * perp_move)[None]            # (N, A, S)
+    opt = jnp.einsum("nl,nls->ns", n, opt_pnl[opt_idx])                   # (N, S)
+    scen = scen + onehot[:, :, None] * opt[:, None, :]
+    loss = jnp.maximum(-scen.min(axis=2), 0.0)                              # (N, A)
+    return loss.sum(1), loss @ mm
+
+
+def _notional(q, n, opt_idx, onehot, oracle, opt_delta):
+    perp = jnp.abs(q) * oracle                                             # (N, A)
+    opt = jnp.abs(n * opt_delta[opt_idx]).sum(1)                           # (N,) coin delta
+    return perp + onehot * (opt[:, None] * oracle[None, :])
+
+
+class _Static(NamedTuple):
+    opt_idx: jax.Array
+    onehot: jax.Array
+    leverage: jax.Array
+    q_usd: jax.Array   # (N, A) signed USD notional of the original book (re-entry size)
+    n_usd: jax.Array   # (N, 2) option legs in USD (coin x spot) of the original book
+    mm: jax.Array
+
+
+def initial_state(book: Book, market: MarketPath, mm_factor: np.ndarray,
+                  params: LiquidationParams = LiquidationParams()) -> tuple[SimState, _Static]:
+    """Open the book at step 0: coin sizes from USD notionals at the first oracle price, equity from leverage.
+
+    Initial equity = collateral if given, else ``max(notional / leverage, (1 + initial_cushion) x IM_0)``;
+    the balance pays for bought options (cash = equity - option value). Reserve = reserve x equity.
+    """
+    dtype = market.oracle.dtype
+    o0 = np.asarray(market.oracle[0], np.float64)
+    q0 = book.perp_usd / o0[None, :]
+    a_opt = np.where(book.opt_asset >= 0, book.opt_asset, 0)
+    n0 = book.opt_count / o0[a_opt][:, None] * (book.opt_asset >= 0)[:, None]
+    onehot = np.zeros((book.n_accounts, len(book.assets)))
+    has = book.opt_asset >= 0
+    onehot[np.flatnonzero(has), book.opt_asset[has]] = 1.0
+    mm = np.asarray(mm_factor, np.float64)
+    if mm.shape != (len(book.assets),):
+        raise LiquidationError(f"mm_factor: shape {mm.shape} != ({len(book.assets)},)")
+    c = partial(jnp.asarray, dtype=dtype)
+    st = _Static(jnp.asarray(book.opt_idx, jnp.int32), c(onehot), c(book.leverage), c(book.perp_usd),
+                 c(book.opt_count * has[:, None]), c(mm))
+    q0, n0 = c(q0), c(n0)
+    im, _ = _requirements(q0, n0, st.opt_idx, st.onehot, market.oracle[0], market.perp_move[0],
+                          market.opt_pnl[0], st.mm)
+    val = (n0 * market.opt_value[0][st.opt_idx]).sum(1)
+    notional = _notional(q0, n0, st.opt_idx, st.onehot, market.oracle[0], market.opt_delta[0]).sum(1)
+    eq = jnp.maximum(notional / st.leverage, (1 + params.initial_cushion) * im)
+    coll = c(np.nan_to_num(book.collateral, nan=-1.0))
+    eq = jnp.where(coll > 0, coll, eq)
+    z = jnp.zeros((), dtype)
+    state = SimState(cash=eq - val, q=q0, n=n0, reserve=c(book.reserve) * eq,
+                     dead=jnp.full(book.n_accounts, -1, jnp.int32), fund=c(params.insurance_fund), market=z,
+                     deposits=z, fees=z, bad_debt=z, fund_paid=z, adl_paid=z, socialised=z)
+    return state, st
+
+
+def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
+    dtype = s.cash.dtype
+    one = jnp.ones((), dtype)
+    # 1. settlement at the oracle
+    dO = m.oracle - m.oracle_prev
+    perp_pnl = s.q * dO[None, :]                                             # (N, A)
+    roll = (s.n * m.opt_roll[st.opt_idx]).sum(1)
+    opt_day = (s.n * m.opt_daypnl[st.opt_idx]).sum(1)
+    settle = perp_pnl.sum(1) + roll
+    cash = s.cash + settle
+    market = s.market - settle.sum()
+    day_pnl = perp_pnl.sum(1) + opt_day
+    # 2. re-entry
+    dead = jnp.where(s.dead >= 0, s.dead + 1, s.dead)
+    reenter = (dead >= params.reentry_days) & (params.reentry_days > 0)
+    q = jnp.where(reenter[:, None], st.q_usd / m.oracle[None, :], s.q)
+    n = jnp.where(reenter[:, None], st.n_usd / (st.onehot @ m.oracle + 1 - st.onehot.sum(1))[:, None], s.n)
+    dead = jnp.where(reenter, -1, dead)
+    # 3. requirements
+    im, mm = _requirements(q, n, st.opt_idx, st.onehot, m.oracle, m.perp_move, m.opt_pnl, st.mm)
+    val = (n * m.opt_value[st.opt_idx]).sum(1)
+    eq = cash + val
+    open_ = (jnp.abs(q).sum(1) + jnp.abs(n).sum(1)) > 0
+    # 4. liquidation
+    liq = open_ & (eq < mm) & ~reenter
+    frac = jnp.clip(1 - eq / jnp.maximum(im, 1e-30) + params.close_extra, params.min_close, params.close_factor)
+    c = jnp.where(eq <= params.full_liquidation_ratio * mm, one, frac)
+    c = jnp.where(liq, c, 0.0)
+    closed = c[:, None] * _notional(q, n, st.opt_idx, st.onehot, m.price, m.opt_delta)
+    vol_a = closed.sum(0)                                                    # (A,)
+    impact = jnp.minimum(m.impact_coef * jnp.sqrt(vol_a), params.max_impact)
+    if params.dutch_auction:
+        cost = impact + params.keeper_margin
+        disc = jnp.ceil(cost / params.auction_step - 1e-9) * params.auction_step
+        filled_a = disc <= params.auction_max_discount
+        impact = jnp.where(filled_a, disc, impact)
+        ok = ((closed > 0) & ~filled_a[None, :]).sum(1) == 0
+        c = jnp.where(ok, c, 0.0)
+        liq = liq & ok
+        closed = closed * ok[:, None]
+    perp_cash = (c[:, None] * q * (m.price - m.oracle)[None, :]).sum(1) \
+        - (c[:, None] * jnp.abs(q) * m.price[None, :] * impact[None, :]).sum(1)
+    opt_imp = (st.onehot * impact[None, :] * m.price[None, :]).sum(1)
+    opt_cash = c * val - c * jnp.abs(n * m.opt_delta[st.opt_idx]).sum(1) * opt_imp
+    close_cash = perp_cash + opt_cash
+    cash = cash + close_cash
+    market = market - close_cash.sum()
+    q = q * (1 - c)[:, None]
+    n = n * (1 - c)[:, None]
+    val_after = val * (1 - c)
+    fee = jnp.minimum(params.fee_rate * closed.sum(1), jnp.maximum(cash + val_after, 0.0))
+    fee = jnp.where(liq, fee, 0.0)
+    cash = cash - fee
+    fund = s.fund + fee.sum()
+    # 5. bad debt -> fund -> ADL -> socialised
+    flat = (jnp.abs(q).sum(1) + jnp.abs(n).sum(1)) == 0
+    bankrupt = flat & (cash < 0)
+    deficit = jnp.where(bankrupt, -cash, 0.0)
+    total_d = deficit.sum()
+    fund_pay = jnp.minimum(fund, total_d)
+    fund = fund - fund_pay
+    uncovered = total_d - fund_pay
+    profit = jnp.where(open_ & ~liq & ~reenter, jnp.maximum(day_pnl, 0.0), 0.0)
+    pool = profit.sum()
+    ratio = jnp.where(pool > 0, jnp.minimum(uncovered / jnp.where(pool > 0, pool, 1.0), 1.0), 0.0)
+    charge = ratio * profit
+    adl = charge.sum()
+    cash = jnp.where(bankrupt, 0.0, cash) - charge
+    socialised = uncovered - adl
+    market = market - socialised
+    deleverage = jnp.where(profit > 0, 1 - ratio, 1.0)
+    q = q * deleverage[:, None]
+    n = n * deleverage[:, None]
+    # 6. collateral management
+    scale = (1 - c) * deleverage
+    im_after = im * scale
+    val_after = (n * m.opt_value[st.opt_idx]).sum(1)
+    eq_after = cash + val_after
+    notional = _notional(q, n, st.opt_idx, st.onehot, m.oracle, m.opt_delta).sum(1)
+    target = jnp.maximum(notional / st.leverage, (1 + params.cushion) * im_after)
+    still_open = ~flat
+    need = jnp.maximum(target - eq_after, 0.0)
+    topup = jnp.where(still_open & ~liq & ~reenter & (eq_after < im_after), jnp.minimum(s.reserve, need), 0.0)
+    fresh = jnp.where(reenter, need, 0.0)                                   # re-entry: new outside money
+    wd = jnp.where(still_open & ~liq & (eq_after > params.withdraw_mult * target),
+                   jnp.clip(eq_after - target, 0.0, jnp.maximum(cash, 0.0)), 0.0)
+    cash = cash + topup + fresh - wd
+    reserve = s.reserve - topup + wd
+    deposits = s.deposits + (topup + fresh - wd).sum()
+    dead = jnp.where(flat & (dead < 0), 0, dead)
+    new = SimState(cash=cash, q=q, n=n, reserve=reserve, dead=dead, fund=fund, market=market, deposits=deposits,
+                   fees=s.fees + fee.sum(), bad_debt=s.bad_debt + total_d, fund_paid=s.fund_paid + fund_pay,
+                   adl_paid=s.adl_paid + adl, socialised=s.socialised + socialised)
+    led = Ledger(balances=cash.sum(), fund=fund, market=market, deposits=deposits, fees=new.fees,
+                 bad_debt=new.bad_debt, fund_paid=new.fund_paid, adl_paid=new.adl_paid, socialised=new.socialised,
+                 bad_debt_step=total_d, n_liquidations=liq.sum(), liq_volume=closed.sum(),
+                 n_adl=(charge > 0).sum(), im=im_after.sum(), mm=(mm * scale).sum(), notional=notional.sum(),
+                 equity=(cash + val_after).sum(), n_open=still_open.sum(),
+                 impact=impact)
+    return new, led
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _run(params: LiquidationParams, st: _Static, state: SimState, market: MarketPath):
+    return jax.lax.scan(partial(_step, params, st), state, market)
+
+
+def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParams = LiquidationParams()
+             ) -> tuple[SimState, Ledger, SimState]:
+    """Run the liquidation engine over all steps of ``market``.
+
+    Args:
+        book: N accounts.
+        market: from :func:`prepare_market` (its dtype is the computation dtype).
+        mm_factor: ``(A,)`` MM / IM per asset.
+        params: :class:`LiquidationParams`.
+
+    Returns:
+        (initial state, per-step :class:`Ledger` with leading axis T, final state).
+    """
+    state0, st = initial_state(book, market, np.asarray(mm_factor, np.float64), params)
+    final, ledger = _run(params, st, state0, market)
+    return state0, ledger, final
