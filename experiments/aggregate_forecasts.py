@@ -1,0 +1,91 @@
+"""Collect the metrics.json of every run under a (multirun) directory into one table (Markdown + CSV).
+
+    python -m experiments.aggregate_forecasts multirun/forecast/2026-11-22/05-30-00 [--out DIR]
+
+One row per (run, model, asset): the evaluated model's mean losses, quantile exceedance rates and Kupiec
+p-values (the baselines evaluated inside each run are listed once per distinct horizon / test period), then a
+seed-averaged table per (model, horizon, asset). Writes ``forecasts.csv``, ``forecasts_by_model.csv`` and
+``forecasts.md`` into ``--out`` (default: the searched directory) and prints the Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["collect", "aggregate", "main"]
+
+_COLS = ["qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p", "breach_01", "kupiec01_p"]
+
+
+def collect(root: str | Path) -> pd.DataFrame:
+    """Rows of every ``metrics.json`` below ``root`` written by :mod:`experiments.forecast`.
+
+    Columns: run (directory relative to root), model, seed, horizon, refit_every, test_start, test_end, asset,
+    role ("model" for the run's model, "baseline" for a baseline evaluated in the same run), n and the losses.
+
+    Raises:
+        FileNotFoundError: no metrics.json below ``root``.
+    """
+    root = Path(root)
+    files = sorted(root.rglob("metrics.json"))
+    if not files:
+        raise FileNotFoundError(f"no metrics.json below {root}")
+    rows = []
+    for f in files:
+        m = json.loads(f.read_text())
+        if "table" not in m or "model" not in m:
+            continue
+        for rec in m["table"]:
+            row = {"run": str(f.parent.relative_to(root)), "model": rec["model"], "seed": m["seed"],
+                   "horizon": m["horizon"], "refit_every": m.get("refit_every"), "test_start": m["test_start"],
+                   "test_end": m["test_end"], "asset": rec["asset"],
+                   "role": "model" if rec["model"] == m["model"] else "baseline", "n": rec["n"]}
+            row.update({c: rec.get(c) for c in _COLS})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and count) over seeds per (model, horizon, refit_every, test period, asset).
+
+    A baseline that is also evaluated as a run's own model is counted once per seed-run; deterministic baselines
+    evaluated inside many runs are de-duplicated by (model, horizon, period, asset, seed).
+    """
+    keys = ["model", "horizon", "refit_every", "test_start", "test_end", "asset"]
+    d = df.sort_values("role", ascending=False).drop_duplicates(keys + ["seed"])  # "model" rows win
+    g = d.groupby(keys)
+    out = g[_COLS].mean()
+    out["n_seeds"] = g.size()
+    return out.reset_index().sort_values(["horizon", "asset", "qlike"])
+
+
+def _md(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", help="multirun (or any) directory holding metrics.json files")
+    ap.add_argument("--out", default=None, help="output directory (default: root)")
+    args = ap.parse_args(argv)
+    df = collect(args.root)
+    agg = aggregate(df)
+    out = Path(args.out or args.root)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "forecasts.csv", index=False)
+    agg.to_csv(out / "forecasts_by_model.csv", index=False)
+    md = "# Volatility forecasts, all runs (mean over seeds)\n\n" + _md(agg) + "\n"
+    (out / "forecasts.md").write_text(md)
+    print(md)
+    return agg
+
+
+if __name__ == "__main__":
+    main()
