@@ -87,7 +87,7 @@ def test_drift_imf_factor_and_user_margin_ratio():
     assert float(r.assets[0]) == pytest.approx(0.9 * 1_500)
 
 
-N, K = 32, 4
+N, K = 16, 4
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def rand_weights():
                         np.array([0.0, 0.0, 0.002, 0.01]))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), htype=st.sampled_from(["init", "maint"]))
 def test_kernel_matches_slow_reference(rand_weights, seed, htype):
     rng = np.random.default_rng(seed)
