@@ -56,6 +56,13 @@ from margin.requirements import (  # noqa: E402
     sharded_portfolio_margin,
     streaming_pass,
 )
+from margin.span import SpanParams, SpanResult, span_requirement, span_scenarios  # noqa: E402
+from margin.deribit import (  # noqa: E402
+    DeribitParams,
+    DeribitResult,
+    deribit_margin,
+    deribit_scenarios,
+)
 
 __all__ = [
     "MarginInputError",
@@ -90,4 +97,12 @@ __all__ = [
     "portfolio_margin_reference",
     "sharded_portfolio_margin",
     "streaming_pass",
+    "SpanParams",
+    "SpanResult",
+    "span_requirement",
+    "span_scenarios",
+    "DeribitParams",
+    "DeribitResult",
+    "deribit_margin",
+    "deribit_scenarios",
 ]
