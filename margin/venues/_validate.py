@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from margin.validation import MarginInputError
+
 __all__ = ["VenueInputError"]
 
 
-class VenueInputError(ValueError):
-    """Bad input to a venue or collateral function.
+class VenueInputError(MarginInputError):
+    """Bad input to a venue or collateral function (a ``MarginInputError``, hence a ``ValueError``).
 
     Attributes:
       field: name of the argument (e.g. ``"prices"``).
@@ -24,7 +26,7 @@ class VenueInputError(ValueError):
     def __init__(self, field: str, index: Any, value: Any, reason: str):
         self.field, self.index, self.value, self.reason = field, index, value, reason
         where = "" if index is None else f" at index {index}"
-        super().__init__(f"{field}{where}: {reason} (got {value!r})")
+        ValueError.__init__(self, f"{field}{where}: {reason} (got {value!r})")
 
 
 def _idx(mask: np.ndarray) -> tuple[int, ...]:

@@ -29,8 +29,11 @@ Rounding, as checked in dydxprotocol/v4-chain (stored copies read for this modul
   ``BigMulPpm(base IMR, maintenance_fraction, roundUp=true)`` where base IMR is computed with
   open interest 0 and no custom IMF (so the *base* IMF, rounded up): MMR uses the base IMF,
   never the OI-scaled or user IMF.
-* ``protocol/lib/int256`` / ``lib.BaseToQuoteQuantums``: ``quantums * price * 10**(price_exponent +
-  atomic_resolution - QUOTE_ATOMIC_RESOLUTION)`` with *truncated* division (towards zero).
+* ``protocol/lib/quantums.go`` ``BaseToQuoteQuantums``: ``quantums * price * 10**(price_exponent +
+  atomic_resolution - QUOTE_ATOMIC_RESOLUTION)`` with *truncated* division (``big.Int.Quo``, towards
+  zero), in both the ``big.Int`` and the later ``big.Rat`` (``multiplyByPrice``) versions.
+* ``protocol/lib/big_math.go``: ``BigMulPpm(v, ppm, roundUp)`` = ``BigDivCeil`` or floor of
+  ``v * ppm / 1e6``; ``BigIntMulPpm`` floors.
 * ``protocol/lib/margin/risk.go``: ``IsInitialCollateralized`` = ``NC >= IMR``;
   ``IsLiquidatable`` = ``MMR > 0 and MMR > NC``.
 * ``protocol/x/clob/keeper/liquidations.go`` ``GetFillablePrice``: ``(PNNV - ABR * SMMR * PMMR) / PS``

@@ -182,3 +182,19 @@ def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match) as ei:
         call()
     assert isinstance(ei.value, VenueInputError)
+
+
+def test_bad_input_stops_before_any_kernel(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("kernel ran on bad input")
+
+    for name in ("_value_kernel", "_hf_kernel", "_liq_kernel", "_var_kernel"):
+        monkeypatch.setattr(col, name, boom)
+    with pytest.raises(VenueInputError, match=r"balances at index \(0, 0\)"):
+        col.collateral_value([[np.nan, 1.0]], [1.0, 1.0], [0.0, 0.0])
+    with pytest.raises(VenueInputError, match=r"collateral at index \(1, 0\)"):
+        col.health_factor([[1.0, 1.0], [-1.0, 1.0]], np.zeros((2, 2)), [1.0, 1.0], [0.8, 0.8])
+    with pytest.raises(VenueInputError, match=r"liquidation_threshold.*shape mismatch"):
+        col.liquidation_price([[1.0, 1.0]], [[0.0, 1.0]], [1.0, 1.0], [0.8, 0.8, 0.8], 0)
+    with pytest.raises(VenueInputError, match=r"market_depth at index \(0,\)"):
+        col.var_haircut([0.5], 1.0, position_value=[1.0], market_depth=[0.0])
