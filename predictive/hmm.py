@@ -184,7 +184,8 @@ def _m_step(gamma, xi, x, zero_mean_cols, var_floor):
 
 
 def em_fit(x: np.ndarray, n_regimes: int, *, zero_mean_cols=(0,), n_init: int = 4, max_iter: int = 300,
-           tol: float = 1e-8, seed: int = 0) -> tuple[HMMParams, float, list[list[float]]]:
+           tol: float = 1e-8, seed: int = 0,
+           init: Mapping[str, np.ndarray] | None = None) -> tuple[HMMParams, float, list[list[float]]]:
     """Baum-Welch EM for the diagonal Gaussian HMM with several initialisations.
 
     Args:
@@ -193,6 +194,7 @@ def em_fit(x: np.ndarray, n_regimes: int, *, zero_mean_cols=(0,), n_init: int = 
         n_init: initialisations (the first is quantile-based on column 0's magnitude, others random).
         max_iter, tol: stop when the log-likelihood gain per observation is below ``tol``.
         seed: seed of ``numpy.random.default_rng`` for the random initialisations.
+        init: optional starting parameters (:class:`HMMParams`); then this single start is used.
 
     Returns:
         ``(params, loglik, histories)``; ``params`` sorted by the variance of column 0 (calmest first);
@@ -209,17 +211,22 @@ def em_fit(x: np.ndarray, n_regimes: int, *, zero_mean_cols=(0,), n_init: int = 
     xj, mj = jnp.asarray(xp), jnp.asarray(mask)
     rng = np.random.default_rng(seed)
     best, best_ll, histories = None, -np.inf, []
-    for i in range(max(1, int(n_init))):
-        if i == 0:
+    for i in range(1 if init is not None else max(1, int(n_init))):
+        if init is not None:
+            pi, A, mu, var = (a.copy() for a in _check_params(init))
+            if pi.shape[0] != K or mu.shape[1] != d:
+                raise ValueError(f"init parameters have K={pi.shape[0]}, d={mu.shape[1]}; expected K={K}, d={d}")
+        elif i == 0:
             ranks = np.argsort(np.argsort(np.abs(x[:, 0] - (0 if 0 in zero_mean_cols else x[:, 0].mean()))))
             labels = np.minimum(ranks * K // T, K - 1)
             resp = np.full((T, K), 0.05 / max(K - 1, 1)) if K > 1 else np.ones((T, 1))
             resp[np.arange(T), labels] = 0.95 if K > 1 else 1.0
         else:
             resp = rng.dirichlet(np.ones(K), size=T)
-        xi0 = np.full((K, K), 1.0) + np.eye(K) * 20 * T / K
-        pi, A, mu, var = _m_step(resp, xi0, x, zero_mean_cols, var_floor)
-        pi = np.full(K, 1.0 / K)
+        if init is None:
+            xi0 = np.full((K, K), 1.0) + np.eye(K) * 20 * T / K  # sticky start: regimes persist ~20 days
+            pi, A, mu, var = _m_step(resp, xi0, x, zero_mean_cols, var_floor)
+            pi = np.full(K, 1.0 / K)
         hist = []
         for _ in range(max_iter):
             gamma, xi, ll = _e_step(*(jnp.asarray(a) for a in (pi, A, mu, var)), xj, mj)

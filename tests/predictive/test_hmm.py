@@ -67,6 +67,28 @@ def test_em_log_likelihood_never_decreases(fitted):
     assert ll == pytest.approx(max(h[-1] for h in histories))
 
 
+def test_em_iterations_equal_hmmlearn_from_same_start(obs):
+    """With hmmlearn's priors switched off (pure maximum likelihood) and regime means free, N Baum-Welch steps
+    from the same starting point give the same parameters."""
+    x = obs[:600]
+    init = {"pi": np.array([0.5, 0.3, 0.2]),
+            "A": np.array([[0.90, 0.07, 0.03], [0.10, 0.85, 0.05], [0.05, 0.15, 0.80]]),
+            "mu": np.array([[0.001, -8.0], [0.0, -7.0], [-0.002, -6.0]]),
+            "var": np.array([[2e-4, 0.8], [1e-3, 0.6], [4e-3, 0.7]])}
+    ours, ll, (hist,) = em_fit(x, 3, zero_mean_cols=(), init=init, max_iter=25, tol=-np.inf)
+    ref = RefHMM(n_components=3, covariance_type="diag", init_params="", params="stmc", n_iter=25,
+                 tol=-np.inf, covars_prior=0.0, covars_weight=1.0, means_weight=0.0, min_covar=0.0)
+    ref.n_features = 2
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = init["pi"], init["A"], init["mu"], init["var"]
+    ref.fit(x)
+    ref_var = np.array([np.diag(c) for c in ref.covars_])  # hmmlearn returns full matrices for "diag"
+    order = np.argsort(ref_var[:, 0])
+    np.testing.assert_allclose(ours["mu"], ref.means_[order], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(ours["var"], ref_var[order], rtol=1e-6)
+    np.testing.assert_allclose(ours["A"], ref.transmat_[np.ix_(order, order)], rtol=1e-6, atol=1e-12)
+    assert len(hist) == 26 and ll == pytest.approx(ref.score(x), rel=1e-9)
+
+
 def test_zero_mean_and_regime_order(fitted):
     params, _, _ = fitted
     assert np.all(params["mu"][:, 0] == 0.0)
