@@ -19,6 +19,7 @@ Columns of :func:`build_features` (log-return units; variances per day):
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import numpy as np
@@ -29,6 +30,8 @@ from predictive.intraday import (daily_funding_features, daily_realised_variance
                                  parkinson_variance, rv_summary)
 
 __all__ = ["RVOL_WINDOWS", "build_features", "forward_targets", "rv_summary", "check_daily_prices"]
+
+log = logging.getLogger(__name__)
 
 RVOL_WINDOWS: tuple[int, ...] = (7, 30, 90)
 _PRICES = ("open", "high", "low", "close")
@@ -104,7 +107,13 @@ def build_features(daily: pd.DataFrame, hourly: pd.DataFrame | None = None, fund
         out[f"rvol_{w}"] = np.sqrt(365.0 * r2.rolling(w, min_periods=w).mean())
     if funding is not None:
         out = out.join(daily_funding_features(daily.index, funding))
-    out.attrs["rv_summary"] = rv_summary(out)
+    summary = rv_summary(out)
+    out.attrs["rv_summary"] = summary
+    if summary["n_missing_hours_days"]:
+        log.info("realised variance: %d day(s) with missing hourly bars (%d scaled by 24/n, %d fell back to "
+                 "Garman-Klass); sources %s", summary["n_missing_hours_days"],
+                 summary["by_source"]["hourly_scaled"], summary["by_source"]["garman_klass_missing_hours"],
+                 summary["by_source"])
     return out
 
 
