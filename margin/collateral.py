@@ -276,8 +276,8 @@ def average_liquidation_threshold(collateral, prices, liquidation_threshold, *,
 
     Source: aave-v3-core ``GenericLogic.calculateUserAccountData`` (``avgLiquidationThreshold``).
     """
-    c, _, p, lt = _aave_inputs(collateral, np.zeros_like(np.asarray(collateral, dtype=float)), prices,
-                               liquidation_threshold)
+    c0, _ = _balances_prices(collateral, prices, allow_negative=False, field="collateral")
+    c, _, p, lt = _aave_inputs(c0, np.zeros_like(c0), prices, liquidation_threshold)
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     return _hf_kernel(f(c), f(np.zeros_like(c)), f(p), f(lt))[1]
 

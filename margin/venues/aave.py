@@ -189,7 +189,15 @@ class AaveReserve:
 
 
 def reserves_from_config(cfg: Mapping[str, Any]) -> dict[str, AaveReserve]:
-    """Build reserves from ``conf/margin/aave_v3.yaml`` (``cfg["reserves"]``: symbol -> params)."""
+    """Build reserves from ``conf/margin/aave_v3.yaml`` (``cfg["reserves"]``: symbol -> params).
+
+    Each entry has ``decimals``, ``ltv_bps``, ``liquidation_threshold_bps``, ``liquidation_bonus_bps``
+    and optionally ``liquidation_protocol_fee_bps`` (bps).
+
+    Returns: ``{symbol: AaveReserve}``.
+
+    Raises: VenueInputError naming the reserve for a missing key or an invalid value.
+    """
     out = {}
     for sym, r in cfg["reserves"].items():
         try:

@@ -99,6 +99,8 @@ def weights_from_config(cfg: Mapping[str, Any]) -> tuple[list[str], TokenWeights
     """Build ``(symbols, TokenWeights)`` from ``conf/margin/weighted_health.yaml`` (``cfg["tokens"]``).
 
     Missing optional keys default to off (scale starts ``inf``, ``imf_factor`` 0).
+
+    Raises: VenueInputError naming the token when a required weight is missing.
     """
     syms, rows = [], []
     for sym, t in cfg["tokens"].items():
@@ -163,8 +165,11 @@ def _validate(balances, prices, weights, open_bids, open_asks, bid_prices, ask_p
     if isinstance(quote_index, bool) or not isinstance(quote_index, (int, np.integer)) \
             or not 0 <= int(quote_index) < k:
         raise VenueInputError("quote_index", None, quote_index, f"must be an int in [0, {k})")
-    if np.any(ob[:, int(quote_index)] != 0) or np.any(oa[:, int(quote_index)] != 0):
-        raise VenueInputError("open_bids", None, int(quote_index), "the quote token cannot have open orders")
+    for name, a in (("open_bids", ob), ("open_asks", oa)):
+        bad = a[:, int(quote_index)] != 0
+        if bad.any():
+            i = (int(np.argmax(bad)), int(quote_index))
+            raise VenueInputError(name, i, float(a[i]), "the quote token cannot have open orders")
     dep = np.zeros(k) if total_deposits_usd is None else as_float_array(total_deposits_usd, "total_deposits_usd", ndim=1)
     bor = np.zeros(k) if total_borrows_usd is None else as_float_array(total_borrows_usd, "total_borrows_usd", ndim=1)
     for name, a in (("total_deposits_usd", dep), ("total_borrows_usd", bor)):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from margin.venues import aave
@@ -33,7 +34,13 @@ from margin.venues._validate import VenueInputError
 USD = 10**8  # base currency: USD with 8 decimals
 ETH = 10**18
 USDC = 10**6
-CONF = Path(__file__).resolve().parents[2] / "conf" / "margin" / "aave_v3.yaml"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "margin"
+
+
+def _load_conf():
+    """Compose the config group file with Hydra (as the entry points do)."""
+    with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR)):
+        return OmegaConf.to_container(compose(config_name="aave_v3"), resolve=True)
 
 WETH_R = AaveReserve("WETH", 18, 8000, 8250, 10500, 1000)
 USDC_R = AaveReserve("USDC", 6, 7500, 7800, 10450, 1000)
@@ -199,7 +206,7 @@ def test_health_factor_matches_formula_and_monotone(coll, debt, price, lt):
 
 
 def test_config_reserves_load():
-    res = aave.reserves_from_config(OmegaConf.to_container(OmegaConf.load(CONF)))
+    res = aave.reserves_from_config(_load_conf())
     assert res["WETH"].liquidation_bonus_bps == 10_500 and res["WETH"].liquidation_protocol_fee_bps == 1_000
     assert all(r.ltv_bps <= r.liquidation_threshold_bps for r in res.values())
 

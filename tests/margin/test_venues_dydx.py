@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from margin.venues import dydx
@@ -26,12 +27,18 @@ from margin.venues._validate import VenueInputError
 
 M = 1_000_000
 USD = 1_000_000  # quote quantums per USDC
-CONF = Path(__file__).resolve().parents[2] / "conf" / "margin" / "dydx_v4.yaml"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "margin"
+
+
+def _load_conf():
+    """Compose the config group file with Hydra (as the entry points do)."""
+    with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR)):
+        return OmegaConf.to_container(compose(config_name="dydx_v4"), resolve=True)
 
 
 @pytest.fixture(scope="module")
 def tiers():
-    return dydx.tiers_from_config(OmegaConf.to_container(OmegaConf.load(CONF)))
+    return dydx.tiers_from_config(_load_conf())
 
 
 def test_config_has_reference_tiers(tiers):
@@ -42,8 +49,8 @@ def test_config_has_reference_tiers(tiers):
     got = {k: (t.initial_margin_ppm, t.maintenance_fraction_ppm, t.open_interest_lower_cap,
                t.open_interest_upper_cap) for k, t in tiers.items()}
     assert got == want
-    cfg = OmegaConf.load(CONF)
-    assert cfg.liquidations.spread_to_maintenance_margin_ratio_ppm == 1_500_000
+    cfg = _load_conf()
+    assert cfg["liquidations"]["spread_to_maintenance_margin_ratio_ppm"] == 1_500_000
 
 
 def test_maintenance_fraction_rounds_down(tiers):
@@ -149,8 +156,8 @@ def test_fillable_price_worked_example(tiers):
 # --------------------------------------------------------------------------------------------
 
 N_ACC, N_MKT = 16, 4
-# (atomic_resolution, price_exponent): exponents -9, -9, -6, 0 after adding 6
-MARKETS = [(-10, -5), (-9, -6), (-6, -6), (-3, -3)]
+# (atomic_resolution, price_exponent): exponents -9, -9, -6, +2 after adding 6 (last one multiplies)
+MARKETS = [(-10, -5), (-9, -6), (-6, -6), (-3, -1)]
 
 
 def _reference(quote, q, price, imf, mf, lo, hi, oi, user):
@@ -164,12 +171,12 @@ def _reference(quote, q, price, imf, mf, lo, hi, oi, user):
     return out
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), size_exp=st.integers(0, 12), oi_mode=st.sampled_from(range(5)))
 def test_batched_equals_python_reference(seed, size_exp, oi_mode):
     rng = np.random.default_rng(seed)
     price = rng.integers(1, 10**10, N_MKT)
-    price[3] = rng.integers(1, 10**5)  # exponent 0 market: keep notionals inside the safe range
+    price[3] = rng.integers(1, 10**3)  # exponent +2 market: keep notionals inside the safe range
     q = rng.integers(-(10**size_exp), 10**size_exp + 1, (N_ACC, N_MKT))
     q[rng.random((N_ACC, N_MKT)) < 0.2] = 0
     quote = rng.integers(-(10**12), 10**12, N_ACC)
