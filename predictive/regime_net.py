@@ -58,7 +58,8 @@ __all__ = ["RegimeNet", "RegimeNetConfig", "RegimeNetwork", "mixture_nll", "qlik
 jax.config.update("jax_enable_x64", True)
 
 _EPS = 1e-12
-# feature name -> transform applied before standardisation; "log" = log(x + eps), "raw" = as is
+# feature name -> transform applied before standardisation; "log" = log(x + eps), "raw" = as is, "hourly" = 1 where
+# a source-flag column (rv_source) starts with "hourly" (RV from hourly bars rather than a range estimator)
 _DEFAULT_FEATURES: tuple[tuple[str, str], ...] = (
     ("log_return", "raw"),
     ("rv", "log"),
@@ -131,10 +132,11 @@ class RegimeNetwork(nnx.Module):
         z = nnx.gelu(self.l1(z))
         z = nnx.gelu(self.l2(z)) + z  # residual keeps a near-linear (HAR-like) path easy to learn
         logw = jax.nn.log_softmax(self.logits(z), axis=-1)
-        # ordered offsets: o_1 = a_1, o_k = o_{k-1} + softplus(a_k) -> regime 1 calmest (identifiable regimes)
-        off = self.offset[...]
-        ordered = jnp.cumsum(jnp.concatenate([off[:1], jax.nn.softplus(off[1:])]))
-        logvar = anchor[:, None] + ordered[None, :] + self.scale(z)
+        # ordered log-variances: v_1 = anchor + a_1 + u_1(z), v_k = v_{k-1} + softplus(a_k + u_k(z)), so regime 1
+        # is always the calmest (identifiable regimes; ensemble members' regimes line up)
+        pre = self.offset[...][None, :] + self.scale(z)
+        steps = jnp.concatenate([pre[:, :1], jax.nn.softplus(pre[:, 1:])], axis=-1)
+        logvar = anchor[:, None] + jnp.cumsum(steps, axis=-1)
         return logw, logvar
 
 
@@ -178,8 +180,9 @@ class RegimeNet(VolatilityModel):
             if not ok:
                 raise ValueError(f"RegimeNet: invalid {field}={value!r}")
         for col, tr in cfg.features:
-            if tr not in ("log", "raw"):
-                raise ValueError(f"RegimeNet: feature transform for {col!r} must be 'log' or 'raw', got {tr!r}")
+            if tr not in ("log", "raw", "hourly"):
+                raise ValueError(f"RegimeNet: feature transform for {col!r} must be 'log', 'raw' or 'hourly', "
+                                 f"got {tr!r}")
         self.horizon = cfg.horizon
         self.n_regimes = cfg.n_regimes
         self.min_history = cfg.lookback + cfg.horizon + 50
@@ -212,6 +215,9 @@ class RegimeNet(VolatilityModel):
         for j, (c, tr) in enumerate(self.columns_):
             if c not in f.columns:
                 out[:, j] = np.nan
+                continue
+            if tr == "hourly":  # 1 where the day's value came from hourly bars (rv_source), else 0
+                out[:, j] = f[c].astype(str).str.startswith("hourly").to_numpy(np.float64)
                 continue
             v = pd.to_numeric(f[c], errors="coerce").astype(np.float64).ffill().to_numpy()
             out[:, j] = np.log(np.maximum(v, 0.0) + _EPS) if tr == "log" else v
