@@ -106,15 +106,19 @@ def _checked(v: int, op: str) -> int:
 
 
 def wad_mul(a: int, b: int) -> int:
-    """``(a*b + WAD/2) // WAD`` (half up). Source: aave-v3-core ``WadRayMath.wadMul``."""
+    """``(a*b + WAD/2) // WAD`` (half up); ints in wad. Source: aave-v3-core ``WadRayMath.wadMul``.
+
+    Raises: VenueInputError (negative / non-int), LiquidationReverted (uint256 overflow).
+    """
     a, b = _u(a, "a"), _u(b, "b")
     return _checked(a * b + HALF_WAD, "wadMul") // WAD
 
 
 def wad_div(a: int, b: int) -> int:
-    """``(a*WAD + b//2) // b`` (half up). Source: aave-v3-core ``WadRayMath.wadDiv``.
+    """``(a*WAD + b//2) // b`` (half up); ints in wad. Source: aave-v3-core ``WadRayMath.wadDiv``.
 
-    Raises: VenueInputError if ``b == 0`` (the contract reverts).
+    Raises: VenueInputError if ``b == 0`` (the contract reverts) or for negative / non-int input;
+      LiquidationReverted on uint256 overflow.
     """
     a, b = _u(a, "a"), _u(b, "b")
     if b == 0:
@@ -123,13 +127,19 @@ def wad_div(a: int, b: int) -> int:
 
 
 def ray_mul(a: int, b: int) -> int:
-    """``(a*b + RAY/2) // RAY`` (half up). Source: aave-v3-core ``WadRayMath.rayMul``."""
+    """``(a*b + RAY/2) // RAY`` (half up); ints in ray (1e27). Source: aave-v3-core ``WadRayMath.rayMul``.
+
+    Raises: VenueInputError (negative / non-int), LiquidationReverted (uint256 overflow).
+    """
     a, b = _u(a, "a"), _u(b, "b")
     return _checked(a * b + HALF_RAY, "rayMul") // RAY
 
 
 def ray_div(a: int, b: int) -> int:
-    """``(a*RAY + b//2) // b`` (half up). Source: aave-v3-core ``WadRayMath.rayDiv``."""
+    """``(a*RAY + b//2) // b`` (half up); ints in ray. Source: aave-v3-core ``WadRayMath.rayDiv``.
+
+    Raises: VenueInputError (``b == 0``, negative / non-int), LiquidationReverted (uint256 overflow).
+    """
     a, b = _u(a, "a"), _u(b, "b")
     if b == 0:
         raise VenueInputError("b", None, 0, "division by zero")
@@ -137,7 +147,11 @@ def ray_div(a: int, b: int) -> int:
 
 
 def percent_mul(value: int, bps: int) -> int:
-    """``(value*bps + 5_000) // 10_000`` (half up). Source: aave-v3-core ``PercentageMath.percentMul``."""
+    """``(value*bps + 5_000) // 10_000`` (half up); ``bps`` in basis points.
+
+    Raises: VenueInputError (negative / non-int), LiquidationReverted (uint256 overflow).
+    Source: aave-v3-core ``PercentageMath.percentMul``.
+    """
     value, bps = _u(value, "value"), _u(bps, "bps")
     return _checked(value * bps + HALF_PERCENTAGE_FACTOR, "percentMul") // PERCENTAGE_FACTOR
 

@@ -60,6 +60,53 @@ def test_maintenance_fraction_rounds_down(tiers):
     assert maintenance_margin_ppm(LiquidityTier("x", 33_333, 600_000)) == 19_999
 
 
+# Published test vectors of dydxprotocol/v4-chain protocol/x/perpetuals/types/liquidity_tier_test.go
+# (TestLiquidityTierGetMaintenanceMarginPpm, TestGetInitialMarginQuoteQuantums, TestGetAdjustedInitialMarginPpm).
+@pytest.mark.parametrize("imf,mf,want", [
+    (150_000, 800_000, 120_000), (450_000, 770_000, 346_500), (637_239, 289_284, 184_343),
+    (1_000_000, 1_000_000, 1_000_000), (0, 1_000_000, 0), (0, 0, 0), (1_000_000, 0, 0),
+])
+def test_v4_chain_maintenance_margin_vectors(imf, mf, want):
+    assert maintenance_margin_ppm(LiquidityTier("t", imf, mf)) == want
+
+
+@pytest.mark.parametrize("imf,lo,hi,oi,quote,want", [
+    (200_000, 0, 0, 0, 500_000, 100_000),
+    (500_000, 0, 0, 0, 1_000_000, 500_000),
+    (100_000, 0, 0, 0, 1, 1),
+    (567_243, 0, 0, 0, 123_456, 70_030),
+    (200_000, 0, 0, 1_500_000_000_000, 500_000, 100_000),
+    (200_000, 1_000_000_000_000, 2_000_000_000_000, 1_500_000_000_000, 500_000, 300_000),
+    (200_000, 25_000_000_000_000, 50_000_000_000_000, 80_000_000_000_000, 500_000, 500_000),
+    (200_000, 25_000_000_000_000, 50_000_000_000_000, 25_000_000_000_000, 500_000, 100_000),
+    (200_000, 25_000_000_000_000, 60_000_000_000_000, 28_123_456_789_123, 500_000, 135_697),
+])
+def test_v4_chain_initial_margin_vectors(imf, lo, hi, oi, quote, want):
+    assert position_margin_requirements(quote, LiquidityTier("t", imf, 0, lo, hi), oi)[0] == want
+
+
+@pytest.mark.parametrize("oi,lo,hi,want", [
+    (0, 1_000_000, 2_000_000, 200_000), (1_500_000, 1_000_000, 2_000_000, 600_000),
+    (1_234_567, 1_000_000, 2_000_000, 387_653), (1_000_000, 1_000_000, 2_000_000, 200_000),
+    (2_000_000, 1_000_000, 2_000_000, 1_000_000), (2_500_000, 1_000_000, 2_000_000, 1_000_000),
+    (1_500_000, 0, 0, 200_000),
+])
+def test_v4_chain_adjusted_imf_vectors(oi, lo, hi, want):
+    assert adjusted_initial_margin_ppm(LiquidityTier("t", 200_000, 0, lo, hi), oi) == want
+
+
+def test_v4_chain_vectors_through_int64_kernel():
+    # the same IMR vectors through the batched kernel (one market per vector, exponent 0, price 1)
+    vec = [(200_000, 1_000_000_000_000, 2_000_000_000_000, 1_500_000_000_000, 500_000, 300_000),
+           (200_000, 25_000_000_000_000, 60_000_000_000_000, 28_123_456_789_123, 500_000, 135_697),
+           (567_243, 0, 0, 0, 123_456, 70_030), (100_000, 0, 0, 0, 1, 1)]
+    cols = list(zip(*vec))
+    m = len(vec)
+    r = account_risk_batched([0], [list(cols[4])], [1] * m, [-6] * m, [0] * m, list(cols[0]), [0] * m,
+                             list(cols[1]), list(cols[2]), list(cols[3]))
+    assert np.asarray(r.position_imr)[0].tolist() == list(cols[5])
+
+
 def test_oi_scaling_half_way_and_edges(tiers):
     mid = tiers["Mid-Cap"]
     lo, hi = mid.open_interest_lower_cap, mid.open_interest_upper_cap
