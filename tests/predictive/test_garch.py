@@ -112,3 +112,17 @@ def test_model_fit_scales_to_percent():
     fc = model.forecast(feats, 1)["ETH"]
     s2 = garch_variance(tuple(ours), y, bc=p["backcast"])
     np.testing.assert_allclose(fc.variance, s2 / 1e4, rtol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("asset", ["BTC", "ETH"])
+def test_fit_close_to_arch_full_history(asset):
+    close = load_ohlcv(asset)["close"].to_numpy()
+    y = 100 * np.diff(np.log(close))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = arch_zero_garch(y).fit(disp="off")
+    ours, ll, converged = fit_garch(y)
+    assert converged
+    np.testing.assert_allclose(tuple(ours), res.params.to_numpy(), rtol=1e-3, atol=1e-3)
+    assert ll >= res.loglikelihood - 1e-6 * abs(res.loglikelihood)

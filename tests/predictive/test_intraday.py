@@ -140,6 +140,9 @@ def test_hourly_parquet_and_missing_column(tmp_path):
     frame.to_parquet(pq)
     loaded = load_hourly(str(pq))
     assert len(loaded) == 3 and loaded["close"].iloc[-1] == 102.0
+    fund = load_funding("BTC").iloc[:50].reset_index()
+    fund.to_parquet(tmp_path / "funding.parquet")
+    pd.testing.assert_frame_equal(load_funding(str(tmp_path / "funding.parquet")), load_funding("BTC").iloc[:50])
     path = _write(tmp_path, "date,open,high,low,volume\n2021-01-01 00:00:00,1,2,1,3\n", "nocl.csv")
     with pytest.raises(DataValidationError, match="close"):
         load_hourly(str(path))
