@@ -172,6 +172,10 @@ class GroupBackend(abc.ABC):
         """48-byte ZCash compressed encoding."""
 
     @abc.abstractmethod
+    def affine(self, p: Any) -> tuple[int, int] | None:
+        """Affine coordinates (x, y) as ints, None for the identity (tests and test vectors)."""
+
+    @abc.abstractmethod
     def _decode_checked(self, data: bytes, sign: bool, x: int, field: str) -> Any: ...
 
     def decode(self, data: bytes, *, allow_identity: bool = False, field: str = "point") -> Any:
@@ -221,7 +225,7 @@ class ArkworksBackend(GroupBackend):
         return -p
 
     def mul(self, p, k: int):
-        return p * self._scalar(k)
+        return p * self._scalar(check_scalar(k))
 
     def _scalar(self, k: int):
         try:
@@ -233,6 +237,8 @@ class ArkworksBackend(GroupBackend):
     def native_scalars(self, scalars: Sequence[int]) -> list:
         """Convert canonical ints to ``Scalar`` (from_le_bytes rejects values >= r; to_bytes rejects < 0)."""
         fl = self._S.from_le_bytes
+        if not all(type(k) is int for k in scalars):  # bool, float, numpy ints: go through the strict check
+            scalars = [check_scalar(k, field=f"scalar[{i}]") for i, k in enumerate(scalars)]
         try:
             return [fl(k.to_bytes(32, "little")) for k in scalars]
         except (OverflowError, ValueError, AttributeError, TypeError):
@@ -281,6 +287,12 @@ class ArkworksBackend(GroupBackend):
 
     def encode(self, p) -> bytes:
         return bytes(p.to_compressed_bytes())
+
+    def affine(self, p):
+        if p == self._id:
+            return None
+        b = bytes(p.to_xy_bytes_be())
+        return int.from_bytes(b[:48], "big"), int.from_bytes(b[48:], "big")
 
     def _decode_checked(self, data, sign, x, field):
         try:
@@ -341,6 +353,12 @@ class PyEccBackend(GroupBackend):
 
     def encode(self, p) -> bytes:
         return int(self._compress(p)).to_bytes(POINT_BYTES, "big")
+
+    def affine(self, p):
+        if self._b.is_inf(p):
+            return None
+        x, y = self._b.normalize(p)
+        return x.n, y.n
 
     def _decode_checked(self, data, sign, x, field):
         b = self._b
