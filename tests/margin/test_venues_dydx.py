@@ -198,6 +198,51 @@ def test_fillable_price_worked_example(tiers):
         fillable_price(pnnv, pmmr, 0, pmmr, 0)
 
 
+# Vectors of TestGetFillablePrice (protocol/x/clob/keeper/liquidations_test.go; read from a stored copy of a
+# v4-chain fork carrying the same test): BTC at $50,000, atomic resolution -8, tier IMF 20 % / MMF 10 %,
+# default config BA 1.0, SMMR 0.1. Prices are quote quantums per base quantum.
+BTC_PS = 10_000_000  # 0.1 BTC in base quantums
+
+
+def _btc_tier():
+    return LiquidityTier("20/10", 200_000, 500_000)
+
+
+@pytest.mark.parametrize("sign,quote_usd,ba,smmr,want", [
+    (1, -4_501, 1_000_000, 100_000, Fraction(49_999, 100)),
+    (1, -4_501, 2_000_000, 100_000, Fraction(49_998, 100)),
+    (1, -4_501, 1_000_000, 200_000, Fraction(49_998, 100)),
+    (-1, 5_499, 1_000_000, 100_000, Fraction(50_001, 100)),
+    (-1, 5_499, 2_000_000, 100_000, Fraction(50_002, 100)),
+    (-1, 5_499, 1_000_000, 200_000, Fraction(50_002, 100)),
+    (1, -5_000, 1_000_000, 100_000, Fraction(495)),  # at the bankruptcy price
+    (-1, 5_000, 1_000_000, 100_000, Fraction(505)),
+    (1, -5_500, 1_000_000, 100_000, Fraction(495)),  # below bankruptcy: ABR clamps to 1
+    (-1, 4_500, 1_000_000, 100_000, Fraction(505)),
+    (1, -4_501, 2**32 - 1, 100_000, Fraction(495)),
+    (1, -4_501, 1_000_000, 1, Fraction(4_999_999_999, 10_000_000)),
+    (1, -4_501, 1_000_000, 1_000_000, Fraction(49_990, 100)),
+])
+def test_v4_chain_fillable_price_vectors(sign, quote_usd, ba, smmr, want):
+    ps = sign * BTC_PS
+    pnnv = base_to_quote_quantums(ps, -8, 5_000_000_000, -5)  # $50,000 with price exponent -5
+    r = account_risk(quote_usd * USD, [pnnv], [_btc_tier()])
+    _, pmmr = position_margin_requirements(pnnv, _btc_tier())
+    assert fillable_price(pnnv, pmmr, r.nc, r.mmr, ps, smmr_ppm=smmr, ba_ppm=ba) == want
+    got = fillable_price_batched([[pnnv]], [[pmmr]], [r.nc], [r.mmr], [[ps]], smmr_ppm=smmr, ba_ppm=ba)
+    assert float(got[0, 0]) == pytest.approx(float(want), rel=1e-14)
+
+
+def test_v4_chain_fillable_price_two_positions():
+    # 0.004 BTC long ($200) + 0.1 ETH long ($300, atomic resolution -9), quote -$490: ETH fills at $2,976
+    btc = base_to_quote_quantums(400_000, -8, 5_000_000_000, -5)
+    eth = base_to_quote_quantums(100_000_000, -9, 3_000_000_000, -6)
+    r = account_risk(-490 * USD, [btc, eth], [_btc_tier(), _btc_tier()])
+    assert (btc, eth, r.nc, r.mmr) == (200 * USD, 300 * USD, 10 * USD, 50 * USD)
+    pmmr = position_margin_requirements(eth, _btc_tier())[1]
+    assert fillable_price(eth, pmmr, r.nc, r.mmr, 100_000_000, smmr_ppm=100_000) == Fraction(372, 125)
+
+
 # --------------------------------------------------------------------------------------------
 # int64 kernel against the Python-int reference
 # --------------------------------------------------------------------------------------------
