@@ -81,13 +81,20 @@ _MAGIC = b"PMZK"
 
 # ------------------------------------------------------------------------------------------------ fixed point
 def to_fixed_point(x: float, scale: int, *, rounding: str) -> int:
-    """Convert a real amount to an integer number of 1/scale units. ``rounding``: "down" (floor) or "up" (ceil).
+    """Convert an amount to an integer number of 1/scale units. ``rounding``: "down" (floor) or "up" (ceil).
+    Floats are read as their shortest round-tripping decimal (``repr``), so 1234.56 USD at scale 100 is 123456.
     Use "down" for what the prover claims to have (equity, collateral) and "up" for what it owes (margin)."""
-    if not math.isfinite(x):
-        raise StatementError(f"cannot convert non-finite amount {x!r} to fixed point")
+    from decimal import Decimal
     from fractions import Fraction
 
-    v = Fraction(x) * int(scale)  # exact: no double rounding
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        v = Fraction(int(x)) * int(scale)
+    else:
+        x = float(x)
+        if not math.isfinite(x):
+            raise StatementError(f"cannot convert non-finite amount {x!r} to fixed point")
+        # the shortest decimal that round-trips (1234.56, not 1234.559999...), then exact scaling
+        v = Fraction(Decimal(repr(x))) * int(scale)
     return math.floor(v) if rounding == "down" else math.ceil(v) if rounding == "up" else _bad_rounding(rounding)
 
 
