@@ -13,9 +13,12 @@ Rule variants (each optional, per token):
   quote cash ``-bids_k * bid_price_k``) and "all asks fill" (``b_k -= asks_k``, cash
   ``+asks_k * ask_price_k``), compared on ``weighted token value + cash``; the cash of the chosen side
   counts unweighted. This is Drift's ``SpotPosition.get_worst_case_fill_simulation`` /
-  ``OrderFillSimulation::riskier_side`` (protocol-v2 ``programs/drift/src/math/margin.rs``); Mango v4
-  applies the same worst-of-two rule per Serum3/OpenBook market (``mango-v4`` ``health/cache.rs``,
-  ``Serum3Info``).
+  ``OrderFillSimulation::riskier_side`` (protocol-v2 ``programs/drift/src/math/margin.rs``).
+* **Mango Serum3 / OpenBook reserved funds** (optional ``reserved_base`` / ``reserved_quote`` per spot
+  market): each market counts at the worse of "all reserved funds end up as base" and "all end up as
+  quote" (converted at oracle prices), each valued as if added last to the token's balance plus all
+  markets' reservations (mango-v4 ``health/cache.rs`` ``Serum3Info::health_contribution``); this
+  reproduces the published ``test_health1`` cases of mango-v4 ``state/health.rs``.
 * **Mango deposit / borrow scaling** (initial health only): when a bank's total deposits exceed
   ``deposit_weight_scale_start`` (USD), the initial asset weight is multiplied by
   ``scale_start / deposits``; when total borrows exceed ``borrow_weight_scale_start`` the initial
@@ -181,6 +184,39 @@ def _validate(balances, prices, weights, open_bids, open_asks, bid_prices, ask_p
     return b, p, w, ob, oa, bp, ap, int(quote_index), dep, bor, umr
 
 
+def _validate_markets(shape, reserved_base, reserved_quote, base_index, quote_index):
+    n, k = shape
+    given = [x is not None for x in (reserved_base, reserved_quote, base_index, quote_index)]
+    if not any(given):
+        z = np.zeros((n, 0))
+        return z, z, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if not all(given):
+        names = ("reserved_base", "reserved_quote", "market_base_index", "market_quote_index")
+        missing = [nm for nm, g in zip(names, given) if not g]
+        raise VenueInputError(missing[0], None, None, "reserved_base, reserved_quote, market_base_index and "
+                              "market_quote_index must be given together")
+    idx = []
+    for name, v in (("market_base_index", base_index), ("market_quote_index", quote_index)):
+        a = np.asarray(v)
+        if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+            raise VenueInputError(name, None, a, "must be a 1-d integer array")
+        check_range(a, name, 0, k - 1)
+        idx.append(a.astype(np.int64))
+    m = idx[0].shape[0]
+    check_shape(idx[1], "market_quote_index", (m,))
+    same = idx[0] == idx[1]
+    if same.any():
+        i = int(np.argmax(same))
+        raise VenueInputError("market_quote_index", (i,), int(idx[1][i]), "must differ from market_base_index")
+    out = []
+    for name, v in (("reserved_base", reserved_base), ("reserved_quote", reserved_quote)):
+        a = as_float_array(v, name, ndim=2)
+        check_shape(a, name, (n, m))
+        check_range(a, name, 0.0)
+        out.append(a)
+    return out[0], out[1], idx[0], idx[1]
+
+
 def effective_weights(weights: TokenWeights, health_type: str = "init", total_deposits_usd=None,
                       total_borrows_usd=None):
     """Asset and liability weights after Mango deposit / borrow scaling (before size and user terms).
@@ -210,7 +246,7 @@ def effective_weights(weights: TokenWeights, health_type: str = "init", total_de
 
 
 @jax.jit
-def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, use_user):
+def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, use_user, rb, rq, bidx, qidx):
     def weighted(x):
         s = jnp.sqrt(jnp.abs(x))
         aw_s = jnp.minimum(aw, jnp.where(imf > 0, 1.1 / (1.0 + imf * s), aw))
@@ -228,14 +264,36 @@ def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, use_user):
     cash = jnp.where(has_orders, jnp.where(bid_worse, c_bid, c_ask), 0.0)
     assets = jnp.sum(jnp.maximum(v, 0.0), axis=1) + jnp.maximum(cash.sum(axis=1), 0.0)
     liabs = jnp.sum(jnp.maximum(-v, 0.0), axis=1) + jnp.maximum(-cash.sum(axis=1), 0.0)
+    assets = assets + _serum3_contribution(b, p, aw, lw, rb, rq, bidx, qidx)
     h = assets - liabs
     ratio = jnp.where(liabs > 0, 100.0 * h / jnp.where(liabs > 0, liabs, 1.0), jnp.inf)
     return HealthResult(assets, liabs, h, ratio)
 
 
+def _serum3_contribution(b, p, aw, lw, rb, rq, bidx, qidx):
+    """Mango v4 ``Serum3Info::health_contribution`` summed over markets, ``(N,)`` (>= 0)."""
+    k = b.shape[1]
+    pb, pq = p[bidx], p[qidx]
+    as_base = rb + rq * pq / pb
+    as_quote = rq + rb * pb / pq
+    boh = jax.nn.one_hot(bidx, k, dtype=b.dtype)  # (M, K)
+    qoh = jax.nn.one_hot(qidx, k, dtype=b.dtype)
+    max_bal = b + as_base @ boh + as_quote @ qoh  # balance plus every market's reservations
+
+    def effect(mb, res, w_a, w_l, px):
+        # reserved funds added last: the part above zero counts as asset, the rest repays liabilities
+        asset = jnp.where(mb >= res, res, jnp.where(mb < 0, 0.0, mb))
+        return asset * w_a * px + (res - asset) * w_l * px
+
+    e_base = effect(max_bal[:, bidx], as_base, aw[bidx], lw[bidx], pb)
+    e_quote = effect(max_bal[:, qidx], as_quote, aw[qidx], lw[qidx], pq)
+    return jnp.sum(jnp.minimum(e_base, e_quote), axis=1)
+
+
 def health(balances, prices, weights: TokenWeights, *, health_type: str = "init", open_bids=None,
            open_asks=None, bid_prices=None, ask_prices=None, quote_index: int = 0,
            total_deposits_usd=None, total_borrows_usd=None, user_margin_ratio=None,
+           reserved_base=None, reserved_quote=None, market_base_index=None, market_quote_index=None,
            dtype=jnp.float32) -> HealthResult:
     """Initial or maintenance health of N accounts over K tokens in one jitted kernel.
 
@@ -250,6 +308,13 @@ def health(balances, prices, weights: TokenWeights, *, health_type: str = "init"
       quote_index: index of the quote token the orders settle in (its own balance is weighted normally).
       total_deposits_usd, total_borrows_usd: optional ``(K,)`` bank totals for Mango scaling, USD.
       user_margin_ratio: optional ``(N,)`` Drift user max margin ratio in [0, 1] (initial health only).
+      reserved_base, reserved_quote: optional ``(N, M)`` funds reserved in M Mango Serum3/OpenBook
+        spot markets (token units of the market's base / quote token, >= 0; not included in
+        ``balances``). Each market counts at the worse of "all reserved becomes base" and "all becomes
+        quote" (converted at oracle prices), added on top of the token's balance plus every market's
+        reservations (mango-v4 ``health/cache.rs`` ``Serum3Info::health_contribution``), with the
+        Mango-scaled weights (no Drift terms).
+      market_base_index, market_quote_index: ``(M,)`` token indices of each market's base / quote.
       dtype: ``jnp.float32`` (default) or ``jnp.float64``.
 
     Returns: :class:`HealthResult` (``(N,)`` arrays of ``dtype``, USD / percent).
@@ -264,16 +329,20 @@ def health(balances, prices, weights: TokenWeights, *, health_type: str = "init"
     b, p, w, ob, oa, bp, ap, _, dep, bor, umr = _validate(
         balances, prices, weights, open_bids, open_asks, bid_prices, ask_prices, quote_index,
         total_deposits_usd, total_borrows_usd, user_margin_ratio, health_type)
+    rb, rq, bidx, qidx = _validate_markets(b.shape, reserved_base, reserved_quote, market_base_index,
+                                           market_quote_index)
     aw, lw = effective_weights(w, health_type, dep, bor)
     c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     return _health_kernel(c(b), c(p), c(aw), c(lw), c(w.imf_factor), c(ob), c(oa), c(bp), c(ap),
-                          c(umr), health_type == "init")
+                          c(umr), health_type == "init", c(rb), c(rq), jnp.asarray(bidx, jnp.int32),
+                          jnp.asarray(qidx, jnp.int32))
 
 
 def health_reference(balances: Sequence[float], prices: Sequence[float], weights: TokenWeights, *,
                      health_type: str = "init", open_bids=None, open_asks=None, bid_prices=None,
                      ask_prices=None, quote_index: int = 0, total_deposits_usd=None,
-                     total_borrows_usd=None, user_margin_ratio: float = 0.0) -> tuple[float, float]:
+                     total_borrows_usd=None, user_margin_ratio: float = 0.0, reserved_base=(),
+                     reserved_quote=(), market_base_index=(), market_quote_index=()) -> tuple[float, float]:
     """Slow, obvious one-account version of :func:`health` in Python floats (for tests).
 
     Args: as :func:`health` for a single account (``(K,)`` sequences).
@@ -318,5 +387,21 @@ def health_reference(balances: Sequence[float], prices: Sequence[float], weights
         assets += cash
     else:
         liabs -= cash
+    # Mango Serum3 reservations, market by market (mango-v4 Serum3Info::health_contribution)
+    markets = list(zip(reserved_base, reserved_quote, market_base_index, market_quote_index))
+    as_b = [rb + rq * prices[qi] / prices[bi] for rb, rq, bi, qi in markets]
+    as_q = [rq + rb * prices[bi] / prices[qi] for rb, rq, bi, qi in markets]
+    max_bal = list(balances)
+    for (_, _, bi, qi), xb, xq in zip(markets, as_b, as_q):
+        max_bal[bi] += xb
+        max_bal[qi] += xq
+
+    def effect(tok: int, res: float) -> float:
+        mb = max_bal[tok]
+        asset = res if mb >= res else (0.0 if mb < 0 else mb)
+        return (asset * aw[tok] + (res - asset) * lw[tok]) * prices[tok]
+
+    for (_, _, bi, qi), xb, xq in zip(markets, as_b, as_q):
+        assets += min(effect(bi, xb), effect(qi, xq))
     h = assets - liabs
     return h, (100.0 * h / liabs if liabs > 0 else math.inf)

@@ -94,6 +94,37 @@ def test_drift_imf_factor_and_user_margin_ratio():
     assert float(r.assets[0]) == pytest.approx(0.9 * 1_500)
 
 
+# Published cases of mango-v4 programs/mango-v4/src/state/health.rs test_health1 (token and Serum3
+# parts; the perp terms of cases 0 and 1 are left out): token1 = quote at $1 with init weights 0.8 / 1.2,
+# token2 at $5 and token3 at $10 with 0.5 / 1.5; markets (base token2, quote token1) and (token3, token1)
+# with reserved (quote "pc", base "coin") funds.
+MANGO_W = TokenWeights(np.array([0.8, 0.5, 0.5]), np.array([0.9, 0.7, 0.7]), np.array([1.2, 1.5, 1.5]),
+                       np.array([1.1, 1.3, 1.3]), np.full(3, INF), np.full(3, INF), np.zeros(3))
+MANGO_P = np.array([1.0, 5.0, 10.0])
+
+
+@pytest.mark.parametrize("tokens,oo12,oo13,expected", [
+    ((100, -10, 0), (20, 15), (0, 0), (100.0 + (20.0 + 15.0 * 5.0)) * 0.8 - 10.0 * 5.0 * 1.5),
+    ((-100, 10, 0), (20, 15), (0, 0), -100.0 * 1.2 + (10.0 * 5.0 + (20.0 + 15.0 * 5.0)) * 0.5),
+    ((-100, -10, -10), (1, 1), (1, 1),
+     -100.0 * 1.2 - 10.0 * 5.0 * 1.5 - 10.0 * 10.0 * 1.5 + (1.0 + 5.0) * 1.2 + (1.0 + 10.0) * 1.2),
+    ((-14, -10, -10), (1, 1), (1, 1),
+     -14.0 * 1.2 - 10.0 * 5.0 * 1.5 - 10.0 * 10.0 * 1.5 + 3.0 * 1.2 + 3.0 * 0.8 + 8.0 * 1.2 + 3.0 * 0.8),
+    ((-100, -100, -1), (0, 0), (10, 1), -100.0 * 1.2 - 100.0 * 5.0 * 1.5 - 10.0 * 1.5 + 10.0 * 1.5 + 10.0 * 0.5),
+    ((-100, -100, -1), (100, 0), (10, 1),
+     -100.0 * 1.2 - 100.0 * 5.0 * 1.5 - 10.0 * 1.5 + 80.0 * 1.2 + 20.0 * 0.8 + 20.0 * 0.8),
+])
+def test_mango_v4_serum3_reserved_funds_published_cases(tokens, oo12, oo13, expected):
+    kw = dict(reserved_quote=np.array([[oo12[0], oo13[0]]], float), reserved_base=np.array([[oo12[1], oo13[1]]], float),
+              market_base_index=np.array([1, 2]), market_quote_index=np.array([0, 0]))
+    r = health(np.array([tokens], float), MANGO_P, MANGO_W, dtype=jnp.float64, **kw)
+    assert float(r.health[0]) == pytest.approx(expected, abs=1e-9)
+    ref, _ = health_reference(list(map(float, tokens)), MANGO_P, MANGO_W, reserved_base=kw["reserved_base"][0],
+                              reserved_quote=kw["reserved_quote"][0], market_base_index=[1, 2],
+                              market_quote_index=[0, 0])
+    assert ref == pytest.approx(expected, abs=1e-9)
+
+
 N, K = 16, 4
 
 
@@ -117,15 +148,20 @@ def test_kernel_matches_slow_reference(rand_weights, seed, htype):
     bp, ap = p * rng.uniform(0.9, 1.0, K), p * rng.uniform(1.0, 1.1, K)
     dep, bor = rng.uniform(0, 2e5, K), rng.uniform(0, 5e4, K)
     umr = rng.uniform(0, 0.3, N)
+    bidx, qidx = np.array([1, 2, 3]), np.array([0, 0, 1])
+    rb = np.abs(rng.normal(0, 20, (N, 3))) * (rng.random((N, 3)) < 0.5)
+    rq = np.abs(rng.normal(0, 200, (N, 3))) * (rng.random((N, 3)) < 0.5)
     kw = dict(health_type=htype, open_bids=ob, open_asks=oa, bid_prices=bp, ask_prices=ap,
               total_deposits_usd=dep, total_borrows_usd=bor)
-    r64 = health(b, p, rand_weights, user_margin_ratio=umr, dtype=jnp.float64, **kw)
-    r32 = health(b, p, rand_weights, user_margin_ratio=umr, **kw)
+    mk = dict(reserved_base=rb, reserved_quote=rq, market_base_index=bidx, market_quote_index=qidx)
+    r64 = health(b, p, rand_weights, user_margin_ratio=umr, dtype=jnp.float64, **kw, **mk)
+    r32 = health(b, p, rand_weights, user_margin_ratio=umr, **kw, **mk)
     assert r32.health.dtype == jnp.float32 and r64.health.dtype == jnp.float64
     for i in range(N):
         h, ratio = health_reference(b[i], p, rand_weights, open_bids=ob[i], open_asks=oa[i], bid_prices=bp,
                                     ask_prices=ap, total_deposits_usd=dep, total_borrows_usd=bor,
-                                    health_type=htype, user_margin_ratio=float(umr[i]))
+                                    health_type=htype, user_margin_ratio=float(umr[i]), reserved_base=rb[i],
+                                    reserved_quote=rq[i], market_base_index=bidx, market_quote_index=qidx)
         assert float(r64.health[i]) == pytest.approx(h, rel=1e-12, abs=1e-9)
         assert float(r32.health[i]) == pytest.approx(h, rel=1e-4, abs=1e-2)
         if math.isinf(ratio):
@@ -172,6 +208,13 @@ def test_config_loads():
     (dict(balances=np.array([[1.0, np.inf]])), r"balances at index \(0, 1\)"),
     (dict(weights=_w()._replace(init_liab=np.array([1.0, 0.9]))), r"weights.init_liab at index \(1,\)"),
     (dict(user_margin_ratio=np.array([1.5])), r"user_margin_ratio at index \(0,\)"),
+    (dict(reserved_base=np.zeros((1, 1))), r"must be given together"),
+    (dict(reserved_base=np.array([[-1.0]]), reserved_quote=np.zeros((1, 1)), market_base_index=np.array([1]),
+          market_quote_index=np.array([0])), r"reserved_base at index \(0, 0\)"),
+    (dict(reserved_base=np.zeros((1, 1)), reserved_quote=np.zeros((1, 1)), market_base_index=np.array([1]),
+          market_quote_index=np.array([1])), r"market_quote_index at index \(0,\).*differ"),
+    (dict(reserved_base=np.zeros((1, 1)), reserved_quote=np.zeros((1, 1)), market_base_index=np.array([5]),
+          market_quote_index=np.array([0])), r"market_base_index at index \(0,\)"),
 ])
 def test_bad_input_raises_before_kernel(kwargs, match, monkeypatch):
     monkeypatch.setattr(wh, "_health_kernel", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
