@@ -463,9 +463,9 @@ class MarginStatement:
 
 def prove_margin(statement: MarginStatement, balances: Sequence[int], positions: Sequence[int], *,
                  backend: str | GroupBackend = "arkworks", dst_version: int = 1, ipa_mode: str = "msm",
-                 ) -> "tuple[Bundle, Openings]":
+                 ) -> "Bundle":
     """Commit to balances (K ints >= 0) and positions (J signed ints) and prove ``statement``.
-    Returns (public bundle, private openings). Raises :class:`StatementError` (e.g. negative balance, position out
+    Returns the bundle (its ``openings`` attribute holds the private openings). Raises :class:`StatementError` (e.g. negative balance, position out
     of range, or a scenario where the account is under-margined - the prover refuses to make a false proof)."""
     if len(balances) != statement.num_collateral or len(positions) != statement.num_positions:
         raise StatementError(f"expected {statement.num_collateral} balances and {statement.num_positions} "
@@ -477,7 +477,7 @@ def prove_margin(statement: MarginStatement, balances: Sequence[int], positions:
                                        list(balances) + list(positions), backend=backend,
                                        dst_version=dst_version, ipa_mode=ipa_mode)
     K = statement.num_collateral
-    return Bundle("margin", statement, {"collateral": comms[:K], "positions": comms[K:]}, proof, dst_version), op
+    return Bundle("margin", statement, {"collateral": comms[:K], "positions": comms[K:]}, proof, dst_version, op)
 
 
 def verify_margin(statement: MarginStatement, collateral_commitments: Sequence[bytes],
@@ -541,16 +541,17 @@ class EquityStatement:
 def prove_equity_covers_margin(equity_usd: float | int, maintenance_margin_usd: float | int, *,
                                scale: int = 100, bits: int = 64, buffer_usd: float = 0.0,
                                backend: str | GroupBackend = "arkworks", dst_version: int = 1,
-                               ) -> "tuple[Bundle, Openings]":
+                               ) -> "Bundle":
     """Prove committed equity >= committed maintenance margin (+ buffer). Amounts in USD are converted to
-    1/scale USD rounding against the prover (equity down, margin and buffer up). Returns (bundle, openings);
+    1/scale USD rounding against the prover (equity down, margin and buffer up). Returns the bundle (private
+    openings in ``bundle.openings``);
     raises :class:`StatementError` if the account is under-margined or an amount is out of range."""
     st = EquityStatement(scale, bits, to_fixed_point(buffer_usd, scale, rounding="up"))
     e = to_fixed_point(equity_usd, scale, rounding="down")
     m = to_fixed_point(maintenance_margin_usd, scale, rounding="up")
     comms, proof, op = prove_statement("equity", st.to_json(), st.claims(), [e, m], backend=backend,
                                        dst_version=dst_version)
-    return Bundle("equity", st, {"equity": comms[0], "maintenance_margin": comms[1]}, proof, dst_version), op
+    return Bundle("equity", st, {"equity": comms[0], "maintenance_margin": comms[1]}, proof, dst_version, op)
 
 
 def verify_equity_covers_margin(bundle: "Bundle | dict", *, backend: str | GroupBackend = "arkworks",
@@ -641,7 +642,7 @@ class CrossVenueStatement:
 
 def prove_cross_venue(statement: CrossVenueStatement, balances: Sequence[int],
                       positions: Sequence[Sequence[int]], *, backend: str | GroupBackend = "arkworks",
-                      dst_version: int = 1, ipa_mode: str = "msm") -> "tuple[Bundle, Openings]":
+                      dst_version: int = 1, ipa_mode: str = "msm") -> "Bundle":
     """Prove the cross-venue statement; the prover computes W_v = max(0, max_s -(L_v^T q_v)_s) itself."""
     if len(positions) != len(statement.venues) or len(balances) != len(statement.prices):
         raise StatementError("balances/positions do not match the statement")
@@ -662,7 +663,7 @@ def prove_cross_venue(statement: CrossVenueStatement, balances: Sequence[int],
     K, starts, w0 = statement.layout()
     venues = [comms[starts[v]:starts[v] + len(L)] for v, L in enumerate(statement.venues)]
     return Bundle("cross_venue", statement, {"collateral": comms[:K], "venues": venues,
-                                             "worst_losses": comms[w0:]}, proof, dst_version), op
+                                             "worst_losses": comms[w0:]}, proof, dst_version, op)
 
 
 def verify_cross_venue(bundle: "Bundle | dict", *, backend: str | GroupBackend = "arkworks",
@@ -676,13 +677,25 @@ _KINDS = {"margin": MarginStatement, "equity": EquityStatement, "cross_venue": C
 
 @dataclass(frozen=True)
 class Bundle:
-    """Public bundle: statement kind, statement, commitments (48-byte encodings, grouped by role), proof."""
+    """Public bundle: statement kind, statement, commitments (48-byte encodings, grouped by role), proof; the
+    provers also attach the private ``openings`` (kept out of every encoding; write them with
+    ``openings.to_json()`` to a separate private file)."""
 
     kind: str
     statement: Any
     commitments: dict
     proof: StatementProof
     dst_version: int = 1
+    #: PRIVATE openings (prover side only): never serialised by to_json/to_bytes, not compared, not printed.
+    openings: "Openings | None" = field(default=None, repr=False, compare=False)
+
+    def to_bytes(self) -> bytes:
+        """Byte encoding of the proof (:class:`StatementProof`); statement and commitments travel in JSON."""
+        return self.proof.to_bytes()
+
+    def public(self) -> "Bundle":
+        """Copy without the private openings."""
+        return Bundle(self.kind, self.statement, self.commitments, self.proof, self.dst_version)
 
     def flat_commitments(self) -> list[bytes]:
         c = self.commitments

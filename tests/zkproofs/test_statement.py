@@ -52,7 +52,8 @@ def margin_case(ark):
     prices, L, bal, pos = _account()
     buffer = min(_surplus(prices, L, 0, bal, pos)) // 2
     st = MarginStatement(prices, L, buffer, collateral_bits=32, position_bits=16, scenario_bits=64, unit="test")
-    bundle, op = prove_margin(st, bal, pos)
+    bundle = prove_margin(st, bal, pos)
+    op = bundle.openings
     return st, bundle, op, (prices, L, buffer, bal, pos)
 
 
@@ -160,7 +161,8 @@ def test_wraparound_refused(ark):
 
 
 def test_equity_covers_margin(ark, off_subgroup):
-    b, op = prove_equity_covers_margin(1234.56, 1000.0)
+    b = prove_equity_covers_margin(1234.56, 1000.0)
+    op = b.openings
     assert op.values == (123456, 100000)
     assert verify_equity_covers_margin(b) and verify_equity_covers_margin(b.to_json())
     assert b.proof_bytes == 4 + 2 + 4 + 1 + (2 * 8 + 4) * 48 + 5 * 32
@@ -169,7 +171,7 @@ def test_equity_covers_margin(ark, off_subgroup):
         prove_equity_covers_margin(1000.004, 1000.001)
     with pytest.raises(StatementError):
         prove_equity_covers_margin(float("nan"), 1.0)
-    b2, _ = prove_equity_covers_margin(50.0, 10.0)
+    b2 = prove_equity_covers_margin(50.0, 10.0)
     mixed = zkproofs.Bundle("equity", b.statement, {"equity": b.commitments["equity"],
                                                     "maintenance_margin": b2.commitments["maintenance_margin"]},
                             b.proof)
@@ -195,7 +197,8 @@ def test_cross_venue(ark):
     st = CrossVenueStatement((10,), (La, Lb), buffer=0, collateral_bits=32, position_bits=16, scenario_bits=32,
                              venue_names=("deribit", "cme"))
     bal_ok = [-(-need // 10)]
-    b, op = prove_cross_venue(st, bal_ok, [qa, qb])
+    b = prove_cross_venue(st, bal_ok, [qa, qb])
+    op = b.openings
     assert list(op.values[-2:]) == worst
     assert verify_cross_venue(b) and verify_bundle(json.loads(json.dumps(b.to_json())))
     # collateral that covers each venue's worst loss but not their sum is refused
@@ -243,7 +246,16 @@ def test_fixtures_exist():
 @pytest.mark.slow
 def test_statement_cross_backend(pyecc):
     """Equity proof made with arkworks verifies with py_ecc (slow: N = 256 generators on py_ecc)."""
-    b, _ = prove_equity_covers_margin(20.0, 10.0, bits=8, scale=1)
+    b = prove_equity_covers_margin(20.0, 10.0, bits=8, scale=1)
     assert verify_equity_covers_margin(b.to_json(), backend="pyecc")
-    b2, _ = prove_equity_covers_margin(20.0, 10.0, bits=8, scale=1, backend="pyecc")
+    b2 = prove_equity_covers_margin(20.0, 10.0, bits=8, scale=1, backend="pyecc")
     assert verify_equity_covers_margin(b2.to_json(), backend="arkworks")
+
+
+def test_openings_never_serialised():
+    b = prove_equity_covers_margin(77.0, 10.0)
+    assert b.openings is not None and b.openings.values == (7700, 1000)
+    text = json.dumps(b.to_json())
+    assert f"{b.openings.blindings[0]:064x}" not in text and "values" not in text and "openings" not in text
+    assert "blinding" not in repr(b) and b.public().openings is None
+    assert b.to_bytes() == b.proof.to_bytes()
