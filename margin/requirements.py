@@ -44,10 +44,11 @@ __all__ = [
     "streaming_pass",
 ]
 
-# Automatic chunking bound: at most this many (account x scenario) P&L elements per kernel call (2^25 float32 =
-# 128 MiB), i.e. 10^6 accounts x 32 scenarios run as one fused call and 10^7 accounts as 10 calls. Measured on
-# 2 CPU cores: in-kernel chunking (lax.map / fori_loop over cache-sized blocks) was 1.3-4x SLOWER than one
-# fused matmul + min, because XLA:CPU's loop bodies lose the large-GEMM path; chunks only bound memory.
+# Automatic chunking bound: at most this many (account x scenario) P&L elements live at once (2^25 float32 =
+# 128 MiB): 10^6 accounts x 32 scenarios run as one fused call, 10^7 accounts in 10 blocks of one jitted
+# fori_loop. Measured on 2 CPU cores: blocking into cache-sized chunks (lax.map / fori_loop over 1-16k rows) was
+# 1.3-4x SLOWER than one fused matmul + min (XLA:CPU loop bodies run smaller GEMMs), and host-side chunking
+# (slicing + device_put per chunk) was ~10x slower (fresh-page copies), so chunks are large and only bound memory.
 MAX_CHUNK_ELEMENTS = 1 << 25
 DEFAULT_CHUNK = None
 
@@ -82,8 +83,7 @@ def _prep(positions, pnl, addons, dtype, validate):
     n, i = np.shape(positions)
     if np.shape(pnl)[0] != i:
         raise MarginInputError("pnl", f"must have shape ({i}, S) to match positions (N, {i}), got {np.shape(pnl)}")
-    # host arrays stay on the host (sliced per chunk); device arrays stay on the device
-    x = jnp.asarray(positions, dtype) if isinstance(positions, jax.Array) else np.asarray(positions, np.dtype(dtype))
+    x = jnp.asarray(positions, dtype)
     lmat = jnp.asarray(pnl, dtype)
     if addons is None:
         a = jnp.zeros((n,), dtype)
@@ -102,24 +102,27 @@ def _chunk(n: int, n_scen: int, chunk_size: int | None) -> int:
     return max(1, min(c, n))
 
 
-def _run_chunked(kernel, x, row_args, shared_args, chunk: int):
-    """Applies ``kernel(x_chunk, *row_arg_chunks, *shared_args)`` to consecutive row blocks of ``chunk`` accounts
-    (one compiled shape: the last block is zero-padded) and concatenates the per-row outputs (a pytree)."""
+def _rows_chunked(row_fn, x, chunk: int):
+    """Applies ``row_fn: (c, I) -> tuple of (c,) arrays`` to row blocks of ``chunk`` accounts inside one jitted
+    program (``lax.fori_loop`` + ``dynamic_slice``; the remainder block is a static slice), writing into
+    preallocated ``(N,)`` outputs, so the ``(chunk, S)`` intermediate is the only scenario-sized buffer."""
     n = x.shape[0]
     if chunk >= n:
-        return kernel(x, *row_args, *shared_args)
-    outs = []
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        xc = x[start:stop]
-        rc = [r[start:stop] for r in row_args]
-        if stop - start < chunk:
-            pad = chunk - (stop - start)
-            xc = jnp.pad(jnp.asarray(xc), ((0, pad), (0, 0)))
-            rc = [jnp.pad(jnp.asarray(r), (0, pad)) for r in rc]
-        outs.append(kernel(xc, *rc, *shared_args))
-    out = jax.tree_util.tree_map(lambda *p: jnp.concatenate(p)[:n], *outs)
-    return out
+        return row_fn(x)
+    nb, rem = divmod(n, chunk)
+    probe = jax.eval_shape(row_fn, jax.ShapeDtypeStruct((chunk, x.shape[1]), x.dtype))
+    init = tuple(jnp.zeros((n,), p.dtype) for p in probe)
+
+    def body(b, outs):
+        xc = jax.lax.dynamic_slice_in_dim(x, b * chunk, chunk, 0)
+        res = row_fn(xc)
+        return tuple(jax.lax.dynamic_update_slice_in_dim(o, r, b * chunk, 0) for o, r in zip(outs, res))
+
+    outs = jax.lax.fori_loop(0, nb, body, init)
+    if rem:
+        tail = row_fn(x[nb * chunk:])
+        outs = tuple(o.at[nb * chunk:].set(t) for o, t in zip(outs, tail))
+    return outs
 
 
 # ----------------------------------------------------------------------------- portfolio margin
@@ -130,8 +133,14 @@ def _worst_loss_rows(x, lmat):
 
 @jax.jit
 def _portfolio_kernel(x, addons, lmat):
-    # one fused kernel: (c, I) @ (I, S) -> min over S -> clip -> + add-on
+    # one fused kernel: (N, I) @ (I, S) -> min over S -> clip -> + add-on
     return _worst_loss_rows(x, lmat) + addons
+
+
+@partial(jax.jit, static_argnames=("chunk",))
+def _portfolio_chunked(x, addons, lmat, chunk):
+    (worst,) = _rows_chunked(lambda xc: (_worst_loss_rows(xc, lmat),), x, chunk)
+    return worst + addons
 
 
 def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.float32, validate=True):
@@ -143,8 +152,8 @@ def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.
         addons: ``(N,)`` or scalar non-negative add-ons in the same unit (e.g. short-option minimum, roll and
             delta shocks), default 0.
         chunk_size: accounts per kernel call (default: automatic, at most ``MAX_CHUNK_ELEMENTS / S``); bounds
-            the ``(chunk, S)`` intermediate so memory stays bounded for 10^6+ accounts. NumPy input is sliced
-            on the host, so only one chunk at a time needs to live on the device.
+            the ``(chunk, S)`` intermediate so memory stays bounded for 10^6+ accounts (one jitted loop over
+            blocks; no Python loop).
         dtype: ``jnp.float32`` (default) or ``jnp.float64``.
         validate: run the host-side input checks (one extra streaming pass over ``positions``).
 
@@ -155,7 +164,10 @@ def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.
         MarginInputError (ValueError) naming field and index: NaN/inf, shape mismatch, negative add-ons.
     """
     x, lmat, a = _prep(positions, pnl, addons, dtype, validate)
-    return _run_chunked(_portfolio_kernel, x, [a], [lmat], _chunk(x.shape[0], lmat.shape[1], chunk_size))
+    chunk = _chunk(x.shape[0], lmat.shape[1], chunk_size)
+    if chunk >= x.shape[0]:
+        return _portfolio_kernel(x, a, lmat)
+    return _portfolio_chunked(x, a, lmat, chunk)
 
 
 def portfolio_margin_reference(positions, pnl, addons=None) -> np.ndarray:
@@ -251,9 +263,9 @@ def cross_margin(positions, pnl, collateral, unrealised_pnl=None, *, dtype=jnp.f
     return _cross_kernel(x, lmat, jnp.asarray(coll, dtype), jnp.asarray(up, dtype))
 
 
-@jax.jit
-def _ratio_kernel(x, lmat):
-    port = _worst_loss_rows(x, lmat)
+@partial(jax.jit, static_argnames=("chunk",))
+def _ratio_kernel(x, lmat, chunk):
+    (port,) = _rows_chunked(lambda xc: (_worst_loss_rows(xc, lmat),), x, chunk)
     gross = _isolated_kernel(x, lmat)
     return jnp.where(gross > 0, port / jnp.where(gross > 0, gross, 1), 1)
 
@@ -262,7 +274,7 @@ def net_gross_ratio(positions, pnl, *, chunk_size=None, dtype=jnp.float32):
     """Portfolio margin / sum of isolated margins per account (``(N,)``, in [0, 1] for scenario models;
     1 where the gross requirement is 0). 1 - ratio is the saving of portfolio margining."""
     x, lmat, _ = _prep(positions, pnl, None, dtype, True)
-    return _run_chunked(_ratio_kernel, x, [], [lmat], _chunk(x.shape[0], lmat.shape[1], chunk_size))
+    return _ratio_kernel(x, lmat, _chunk(x.shape[0], lmat.shape[1], chunk_size))
 
 
 # ----------------------------------------------------------------------------- VaR / ES
@@ -277,11 +289,13 @@ def _tail_k(n_scen: int, confidence: float) -> int:
     return max(1, math.ceil(round((1 - confidence) * n_scen, 9)))
 
 
-@partial(jax.jit, static_argnames=("k",))
-def _hist_kernel(x, lmat, k):
-    losses = -(x @ lmat)
-    top, _ = jax.lax.top_k(losses, k)
-    return VarEs(top[:, k - 1], jnp.mean(top, axis=1))
+@partial(jax.jit, static_argnames=("k", "chunk"))
+def _hist_kernel(x, lmat, k, chunk):
+    def rows(xc):
+        top, _ = jax.lax.top_k(-(xc @ lmat), k)
+        return top[:, k - 1], jnp.mean(top, axis=1)
+
+    return VarEs(*_rows_chunked(rows, x, chunk))
 
 
 def historical_var_es(positions, pnl, confidence: float = 0.99, *, chunk_size=None, dtype=jnp.float32) -> VarEs:
@@ -298,8 +312,7 @@ def historical_var_es(positions, pnl, confidence: float = 0.99, *, chunk_size=No
         raise MarginInputError("confidence", "must lie in (0, 1)", None, confidence)
     x, lmat, _ = _prep(positions, pnl, None, dtype, True)
     k = _tail_k(lmat.shape[1], confidence)
-    kern = partial(_hist_kernel, k=k)
-    return _run_chunked(kern, x, [], [lmat], _chunk(x.shape[0], lmat.shape[1], chunk_size))
+    return _hist_kernel(x, lmat, k, _chunk(x.shape[0], lmat.shape[1], chunk_size))
 
 
 @jax.jit
@@ -345,7 +358,6 @@ def sharded_portfolio_margin(positions, pnl, addons=None, *, mesh: Mesh | None =
         ``(N,)`` requirement, equal to the single-device result.
     """
     x, lmat, a = _prep(positions, pnl, addons, dtype, True)
-    x = jnp.asarray(x)
     if mesh is None:
         mesh = Mesh(np.asarray(jax.devices()), ("accounts",))
     nd = mesh.devices.size

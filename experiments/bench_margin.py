@@ -1,0 +1,175 @@
+"""Benchmark of the margin kernels (issue 3 item 10). Prints a table; run `python -m experiments.bench_margin`.
+
+Measures, in one run and on the same data:
+- portfolio margin of N accounts x I instruments x S scenarios (fused jitted matmul + min + add-on, float32),
+  against (a) vectorised NumPy, (b) a per-account Python loop (timed on a sample, extrapolated) and
+  (c) one streaming pass over the same positions array (a jitted per-row reduction: the memory-bandwidth floor);
+- the same kernel with host-side chunking over a larger host (NumPy) array;
+- Black-76 price + delta, gamma, vega, theta for M options (JAX float32 / float64) against NumPy + SciPy.
+
+Timings are the best of ``repeats`` runs after a warm-up (compilation excluded; reported separately).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import DictConfig
+from scipy.special import ndtr as sp_ndtr
+
+import margin
+from margin.requirements import _portfolio_kernel
+
+
+def _best(fn, repeats: int) -> float:
+    """Best wall time (s) of ``repeats`` calls after one warm-up; blocks on JAX results."""
+    jax.block_until_ready(fn())
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def _numpy_greeks(f, k, t, v, c):
+    sq = v * np.sqrt(t)
+    d1 = (np.log(f / k) + 0.5 * sq * sq) / sq
+    d2 = d1 - sq
+    nd1 = sp_ndtr(d1)
+    pdf = np.exp(-0.5 * d1 * d1) / np.sqrt(2 * np.pi)
+    price = np.where(c, f * nd1 - k * sp_ndtr(d2), k * sp_ndtr(-d2) - f * sp_ndtr(-d1))
+    delta = np.where(c, nd1, nd1 - 1)
+    gamma = pdf / (f * sq)
+    vega = f * pdf * np.sqrt(t)
+    theta = -f * pdf * v / (2 * np.sqrt(t))
+    return price, delta, gamma, vega, theta
+
+
+def bench(n_accounts=1_000_000, n_instruments=64, n_scenarios=32, n_options=1_000_000, loop_sample=2000,
+          chunk_size=65_536, repeats=5, seed=0) -> dict:
+    """Runs the benchmark and returns the figures (seconds, ratios) as a dict."""
+    rng = np.random.default_rng(seed)
+    x_np = (rng.standard_normal((n_accounts, n_instruments)) * (rng.random((n_accounts, n_instruments)) < 0.5)
+            ).astype(np.float32)
+    lm_np = rng.standard_normal((n_instruments, n_scenarios)).astype(np.float32)
+    x = jnp.asarray(x_np)
+    lm = jnp.asarray(lm_np)
+    zeros = jnp.zeros((n_accounts,), jnp.float32)
+    out = {"n_accounts": n_accounts, "n_instruments": n_instruments, "n_scenarios": n_scenarios,
+           "devices": len(jax.devices()), "backend": jax.default_backend()}
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(_portfolio_kernel(x, zeros, lm))
+    out["compile_s"] = time.perf_counter() - t0
+    out["fused_s"] = _best(lambda: _portfolio_kernel(x, zeros, lm), repeats)
+    out["api_s"] = _best(lambda: margin.portfolio_margin(x, lm, validate=False), repeats)
+    out["api_validated_s"] = _best(lambda: margin.portfolio_margin(x, lm), repeats)
+    out["stream_s"] = _best(lambda: margin.streaming_pass(x), repeats)
+    out["numpy_s"] = _best(lambda: np.maximum(-(x_np @ lm_np).min(axis=1), 0), max(2, repeats // 2))
+
+    idx = rng.choice(n_accounts, loop_sample, replace=False)
+
+    def loop():
+        res = np.empty(loop_sample, np.float32)
+        for j, a in enumerate(idx):
+            res[j] = max(0.0, -float((x_np[a] @ lm_np).min()))
+        return res
+
+    out["loop_s"] = _best(loop, 2) * n_accounts / loop_sample
+    py_sample = max(1, loop_sample // 20)
+    t0 = time.perf_counter()
+    margin.portfolio_margin_reference(x_np[idx[:py_sample]], lm_np)
+    out["pyloop_s"] = (time.perf_counter() - t0) * n_accounts / py_sample
+    ref = np.maximum(-(x_np[idx] @ lm_np).min(axis=1), 0)
+    got = np.asarray(_portfolio_kernel(x, zeros, lm))[idx]
+    out["max_abs_diff_vs_numpy"] = float(np.max(np.abs(got - ref)))
+    out["max_abs_diff_vs_loop"] = float(np.max(np.abs(got - loop())))
+    del x
+
+    # the same accounts through the chunked path (one jitted fori_loop over blocks of chunk_size accounts)
+    if chunk_size and chunk_size < n_accounts:
+        x = jnp.asarray(x_np)
+        out["chunked_s"] = _best(lambda: margin.portfolio_margin(x, lm, chunk_size=chunk_size, validate=False),
+                                 repeats)
+        out["chunk_size"] = chunk_size
+        out["chunked_ok"] = bool(np.allclose(np.asarray(margin.portfolio_margin(x, lm, chunk_size=chunk_size)),
+                                             np.asarray(_portfolio_kernel(x, zeros, lm)), rtol=1e-6, atol=1e-6))
+        del x
+
+    # Greeks for n_options options
+    f = rng.uniform(5_000, 15_000, n_options)
+    k = f * np.exp(rng.normal(0, 0.3, n_options))
+    t = rng.uniform(1 / 365, 1.0, n_options)
+    v = rng.uniform(0.3, 1.5, n_options)
+    c = rng.random(n_options) < 0.5
+    for name, dt in (("f32", np.float32), ("f64", np.float64)):
+        fj, kj, tj, vj = (jnp.asarray(a, dt) for a in (f, k, t, v))
+        cj = jnp.asarray(c)
+        out[f"greeks_jax_{name}_s"] = _best(
+            lambda: margin.black76_greeks(fj, kj, tj, vj, cj, dtype=dt, validate=False), repeats)
+        fn, kn, tn, vn = (a.astype(dt) for a in (f, k, t, v))
+        out[f"greeks_numpy_{name}_s"] = _best(lambda: _numpy_greeks(fn, kn, tn, vn, c), max(2, repeats // 2))
+    g = margin.black76_greeks(f, k, t, v, c, dtype=jnp.float64)
+    ref = _numpy_greeks(f, k, t, v, c)
+    out["greeks_max_rel_diff_f64"] = float(max(np.max(np.abs(np.asarray(a) - b) / (1 + np.abs(b)))
+                                               for a, b in zip(g, ref)))
+    out["n_options"] = n_options
+    return out
+
+
+def format_table(r: dict) -> str:
+    n = r["n_accounts"]
+    lines = [
+        f"margin benchmark: backend={r['backend']} devices={r['devices']}; portfolio margin {n:,} accounts x "
+        f"{r['n_instruments']} instruments x {r['n_scenarios']} scenarios, float32",
+        f"{'what':<52}{'time ms':>12}{'accounts/s':>16}{'fused is x faster':>20}",
+    ]
+    fused = r["fused_s"]
+
+    def row(name, s, count=n):
+        lines.append(f"{name:<52}{s * 1e3:>12.1f}{count / s:>16,.0f}{s / fused:>20.2f}")
+
+    row("fused jit kernel (matmul+min+add-on)", fused)
+    row("portfolio_margin() API, validate=False", r["api_s"])
+    row("portfolio_margin() API, with input validation", r["api_validated_s"])
+    row("(c) streaming pass over positions (floor)", r["stream_s"])
+    row("(a) vectorised NumPy", r["numpy_s"])
+    row("(b) per-account Python loop, NumPy per account (extr.)", r["loop_s"])
+    row("(b') pure-Python loop reference (extrapolated)", r["pyloop_s"])
+    if "chunked_s" in r:
+        row(f"chunked path, {r['chunk_size']:,} accounts/block (equal={r['chunked_ok']})", r["chunked_s"])
+    lines.append(f"compile time of the fused kernel: {r['compile_s'] * 1e3:.0f} ms; "
+                 f"max |fused - NumPy| = {r['max_abs_diff_vs_numpy']:.2e}, "
+                 f"max |fused - loop| = {r['max_abs_diff_vs_loop']:.2e}")
+    lines.append(f"targets: fused <= 2 x streaming: {fused / r['stream_s']:.2f} x; "
+                 f">= 5 x NumPy: {r['numpy_s'] / fused:.1f} x; >= 100 x loop: {r['loop_s'] / fused:.0f} x "
+                 f"(NumPy-per-account loop), {r['pyloop_s'] / fused:.0f} x (pure-Python loop)")
+    m = r["n_options"]
+    lines.append("")
+    lines.append(f"Black-76 price + delta, gamma, vega, theta for {m:,} options")
+    lines.append(f"{'what':<52}{'time ms':>12}{'options/s':>16}")
+    for key, name in (("greeks_jax_f32_s", "JAX float32"), ("greeks_jax_f64_s", "JAX float64"),
+                      ("greeks_numpy_f32_s", "NumPy + SciPy float32"), ("greeks_numpy_f64_s", "NumPy + SciPy float64")):
+        lines.append(f"{name:<52}{r[key] * 1e3:>12.1f}{m / r[key]:>16,.0f}")
+    lines.append(f"speed-up JAX f32 vs NumPy/SciPy f32: {r['greeks_numpy_f32_s'] / r['greeks_jax_f32_s']:.1f} x, "
+                 f"vs f64: {r['greeks_numpy_f64_s'] / r['greeks_jax_f32_s']:.1f} x; JAX f64 vs NumPy f64: "
+                 f"{r['greeks_numpy_f64_s'] / r['greeks_jax_f64_s']:.1f} x (target >= 3 x); "
+                 f"max rel diff (f64) {r['greeks_max_rel_diff_f64']:.1e}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
+            config_name="bench_margin")
+def main(cfg: DictConfig) -> dict:
+    r = bench(**{k: v for k, v in cfg.items()})
+    print(format_table(r))
+    return r
+
+
+if __name__ == "__main__":
+    main()
