@@ -13,7 +13,8 @@ Public API (implementation in the modules named after each group):
   :func:`sharded_portfolio_margin`
 - venue rule sets: :mod:`margin.span` (CME SPAN), :mod:`margin.deribit` (Deribit portfolio margin),
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
-- real data: :func:`load_deribit_chain`, :func:`reprice_chain`
+- real data: :func:`load_deribit_chain`, :func:`reprice_chain`, :func:`repricing_summary`, :func:`chain_instruments`
+- collateral: :func:`static_haircuts`, :func:`var_haircut`, :func:`collateral_value`, :func:`health_factor`, ...
 - errors: :class:`MarginInputError` (a ``ValueError`` naming field, index and value)
 
 Importing the package enables JAX float64 (``jax_enable_x64``) so that ``dtype=jnp.float64`` is available;
@@ -63,6 +64,23 @@ from margin.deribit import (  # noqa: E402
     deribit_margin,
     deribit_scenarios,
 )
+from margin.chain import chain_instruments, load_deribit_chain, reprice_chain, repricing_summary  # noqa: E402
+
+# Venue rule sets and collateral (dYdX v4, Aave v3, weighted health; haircuts and health factor).
+from margin import venues  # noqa: E402
+from margin.collateral import (  # noqa: E402
+    CollateralValue,
+    LiquidationPrice,
+    VenueInputError,
+    average_liquidation_threshold,
+    collateral_value,
+    haircut_table_from_config,
+    health_factor,
+    liquidation_price,
+    margin_shortfall,
+    static_haircuts,
+    var_haircut,
+)
 
 __all__ = [
     "MarginInputError",
@@ -105,4 +123,20 @@ __all__ = [
     "DeribitResult",
     "deribit_margin",
     "deribit_scenarios",
+    "chain_instruments",
+    "load_deribit_chain",
+    "reprice_chain",
+    "repricing_summary",
+    "venues",
+    "CollateralValue",
+    "LiquidationPrice",
+    "VenueInputError",
+    "average_liquidation_threshold",
+    "collateral_value",
+    "haircut_table_from_config",
+    "health_factor",
+    "liquidation_price",
+    "margin_shortfall",
+    "static_haircuts",
+    "var_haircut",
 ]
