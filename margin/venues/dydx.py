@@ -410,16 +410,18 @@ def _floor_mul_div(a, b, c, bits: int = 20):
     Keeps the invariant ``prefix(a) * b = q * c + r`` with ``0 <= r < c``; every intermediate is
     below 2**63.
     """
-    q = jnp.zeros_like(b)
-    r = jnp.zeros_like(b)
-    for i in range(bits - 1, -1, -1):
+    def step(j, qr):
+        q, r = qr
+        i = bits - 1 - j
         q, r = 2 * q, 2 * r
         over = r >= c
         q, r = jnp.where(over, q + 1, q), jnp.where(over, r - c, r)
         bit = ((a >> i) & 1) == 1
         r = jnp.where(bit, r + b, r)
         over = r >= c
-        q, r = jnp.where(over, q + 1, q), jnp.where(over, r - c, r)
+        return jnp.where(over, q + 1, q), jnp.where(over, r - c, r)
+
+    q, _ = jax.lax.fori_loop(0, bits, step, (jnp.zeros_like(b), jnp.zeros_like(b)))
     return q
 
 
