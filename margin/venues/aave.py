@@ -271,6 +271,9 @@ def user_account_data(collateral_balances: Sequence[int], debt_balances: Sequenc
 
     Returns: :class:`AccountData`.
 
+    A reserve with zero collateral balance counts as not used as collateral (the contract clears
+    the flag when a balance reaches zero), so it cannot set ``has_zero_ltv_collateral``.
+
     Raises: VenueInputError on length mismatch, negative or non-integer amounts (names field, index).
 
     Source: aave-v3-core ``GenericLogic.sol`` ``calculateUserAccountData`` (eMode not modelled).

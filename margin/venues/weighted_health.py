@@ -345,7 +345,9 @@ def health_reference(balances: Sequence[float], prices: Sequence[float], weights
                      reserved_quote=(), market_base_index=(), market_quote_index=()) -> tuple[float, float]:
     """Slow, obvious one-account version of :func:`health` in Python floats (for tests).
 
-    Args: as :func:`health` for a single account (``(K,)`` sequences).
+    Args: as :func:`health` for a single account: ``(K,)`` sequences for balances and orders,
+      ``(M,)`` sequences for ``reserved_base`` / ``reserved_quote`` / market indices, a float
+      ``user_margin_ratio``.
 
     Returns: ``(health, health_ratio)`` in USD and percent.
     """
