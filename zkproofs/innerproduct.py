@@ -14,6 +14,8 @@ so that P <- P + u^2 L + u^-2 R. Two provers compute the same proof:
   factors and challenges) and computes L and R as multi-scalar multiplications over the original generators
   (N points each round).
 * ``"fold"``: folds the generator vectors point by point each round (2-point MSM per folded generator).
+* ``"hybrid"``: ``"msm"`` for the first rounds, then (current length <= ``switch_at``) materialises the folded
+  generators with one MSM each and continues with ``"msm"`` over them (fewer points per later round).
 
 All scalar arithmetic is on Python ints mod r; L and R are computed concurrently on the backend's thread pool.
 """
@@ -71,9 +73,12 @@ def ipa_prove(
     H: Sequence[Any],
     a: Sequence[int],
     b: Sequence[int],
-    mode: str = "msm",
+    mode: str = "hybrid",
+    switch_at: int = 32,
 ) -> InnerProductProof:
-    """Create an inner-product proof (see module docstring). ``mode`` in {"msm", "fold"}."""
+    """Create an inner-product proof (see module docstring). ``mode`` in {"msm", "fold", "hybrid"}; "hybrid" runs
+    "msm" until the current length n is <= ``switch_at`` (and each folded generator combines >= 8 originals), then
+    materialises the folded generators once (default; measured fastest, see experiments/bench_proofs.py)."""
     N = len(a)
     if not (N == len(b) == len(G) == len(H) == len(g_factors) == len(h_factors)) or N & (N - 1) or N == 0:
         raise ValueError("ipa_prove: lengths must be equal powers of two")
@@ -83,25 +88,43 @@ def ipa_prove(
     Rs: list[bytes] = []
     enc = backend.encode
     par = getattr(backend, "map_parallel", None) or (lambda f, xs: [f(x) for x in xs])
-    if mode == "msm":
+    if mode in ("msm", "hybrid"):
+        # current generator i = sum over originals j with j % n == i of cg[j] * G[j] (likewise H)
         cg = list(g_factors)
         ch = list(h_factors)
-        n = N
         G, H = list(G), list(H)
+        M = N  # number of "original" generators currently tracked
+        n = N
         while n > 1:
+            if mode == "hybrid" and n <= switch_at and M >= 8 * n:
+                # materialise the folded generators once (2n MSMs of M/n points, on the pool), then continue
+                # with them as the new originals: later rounds cost MSMs of n points instead of M
+                def fold_one(args, _G=G, _H=H, _cg=cg, _ch=ch, _n=n, _M=M):
+                    which, i = args
+                    idx = range(i, _M, _n)
+                    if which == 0:
+                        return backend.msm([_G[j] for j in idx], [_cg[j] for j in idx])
+                    return backend.msm([_H[j] for j in idx], [_ch[j] for j in idx])
+
+                folded = par(fold_one, [(0, i) for i in range(n)] + [(1, i) for i in range(n)])
+                G, H = folded[:n], folded[n:]
+                cg, ch = [1] * n, [1] * n
+                M = n
             h = n // 2
             c_L = _ip(a[:h], b[h:])
             c_R = _ip(a[h:], b[:h])
-            # original index j belongs to current index j % n
+            # L = <a_lo, G_hi> + <b_hi, H_lo> + c_L Q ; R = <a_hi, G_lo> + <b_lo, H_hi> + c_R Q
             lp, ls, rp, rs = [], [], [], []
-            for j in range(N):
-                i = j % n
-                if i >= h:  # G_hi pairs with a_lo in L, H_hi with b_hi... see module docstring
-                    lp.append(G[j]); ls.append(a[i - h] * cg[j] % R)
-                    rp.append(H[j]); rs.append(b[i - h] * ch[j] % R)
-                else:
-                    rp.append(G[j]); rs.append(a[i + h] * cg[j] % R)
-                    lp.append(H[j]); ls.append(b[i + h] * ch[j] % R)
+            for base in range(0, M, n):
+                lo, mid, hi = base, base + h, base + n
+                lp += G[mid:hi]
+                ls += [x * y % R for x, y in zip(a, cg[mid:hi])]
+                lp += H[lo:mid]
+                ls += [x * y % R for x, y in zip(b[h:], ch[lo:mid])]
+                rp += G[lo:mid]
+                rs += [x * y % R for x, y in zip(a[h:], cg[lo:mid])]
+                rp += H[mid:hi]
+                rs += [x * y % R for x, y in zip(b, ch[mid:hi])]
             lp.append(Q); ls.append(c_L)
             rp.append(Q); rs.append(c_R)
             Lpt, Rpt = par(lambda ps: backend.msm(ps[0], ps[1]), [(lp, ls), (rp, rs)])
@@ -112,11 +135,12 @@ def ipa_prove(
             ui = pow(u, R - 2, R)
             a = [(a[i] * u + a[i + h] * ui) % R for i in range(h)]
             b = [(b[i] * ui + b[i + h] * u) % R for i in range(h)]
-            for j in range(N):
-                if j % n < h:
-                    cg[j] = cg[j] * ui % R; ch[j] = ch[j] * u % R
-                else:
-                    cg[j] = cg[j] * u % R; ch[j] = ch[j] * ui % R
+            for base in range(0, M, n):
+                lo, mid, hi = base, base + h, base + n
+                cg[lo:mid] = [x * ui % R for x in cg[lo:mid]]
+                cg[mid:hi] = [x * u % R for x in cg[mid:hi]]
+                ch[lo:mid] = [x * u % R for x in ch[lo:mid]]
+                ch[mid:hi] = [x * ui % R for x in ch[mid:hi]]
             n = h
     elif mode == "fold":
         n = N

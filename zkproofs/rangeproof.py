@@ -186,7 +186,7 @@ def prove_range(
     blindings: Sequence[int],
     n: int,
     *,
-    ipa_mode: str = "msm",
+    ipa_mode: str = "hybrid",
     rng=None,
     absorb_V: bool = True,
 ) -> tuple[RangeProof, list[bytes]]:
@@ -230,11 +230,14 @@ def prove_range(
     alpha, rho = rnd(), rnd()
     sL = [rnd() for _ in range(N)]
     sR = [rnd() for _ in range(N)]
-    # A = alpha Bb + sum_{bit=1} G_i - sum_{bit=0} H_i  (a_R = a_L - 1 in {0, -1}); unit scalars keep the MSM cheap
-    apts = [Bb] + [G[i] if aL[i] else H[i] for i in range(N)]
-    asc = [alpha] + [1 if aL[i] else R - 1 for i in range(N)]
-    A_pt, S_pt = par(lambda ps: backend.msm(ps[0], ps[1]),
-                     [(apts, asc), ([Bb] + G + H, [rho] + sL + sR)])
+    # A = alpha Bb + sum_{bit=1} G_i - sum_{bit=0} H_i  (a_R = a_L - 1 in {0, -1}): two MSMs with unit scalars
+    # (cheap: MSM cost grows with scalar bit length) instead of one with scalars r - 1
+    ones = [G[i] for i in range(N) if aL[i]]
+    zeros = [H[i] for i in range(N) if not aL[i]]
+    A_pos, A_neg, S_pt = par(lambda ps: backend.msm(ps[0], ps[1]),
+                             [([Bb] + ones, [alpha] + [1] * len(ones)), (zeros, [1] * len(zeros)),
+                              ([Bb] + G + H, [rho] + sL + sR)])
+    A_pt = backend.sub(A_pos, A_neg)
     A_b, S_b = enc(A_pt), enc(S_pt)
     transcript.append_message(b"A", A_b)
     transcript.append_message(b"S", S_b)

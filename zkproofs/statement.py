@@ -285,7 +285,7 @@ def prove_statement(
     *,
     backend: str | GroupBackend = "arkworks",
     dst_version: int = 1,
-    ipa_mode: str = "msm",
+    ipa_mode: str = "hybrid",
     blindings: Sequence[int] | None = None,
 ) -> tuple[list[bytes], StatementProof, Openings]:
     """General prover: commit to ``values`` (fresh blindings from ``secrets`` unless given) and prove every
@@ -462,7 +462,7 @@ class MarginStatement:
 
 
 def prove_margin(statement: MarginStatement, balances: Sequence[int], positions: Sequence[int], *,
-                 backend: str | GroupBackend = "arkworks", dst_version: int = 1, ipa_mode: str = "msm",
+                 backend: str | GroupBackend = "arkworks", dst_version: int = 1, ipa_mode: str = "hybrid",
                  ) -> "Bundle":
     """Commit to balances (K ints >= 0) and positions (J signed ints) and prove ``statement``.
     Returns the bundle (its ``openings`` attribute holds the private openings). Raises :class:`StatementError` (e.g. negative balance, position out
@@ -642,7 +642,7 @@ class CrossVenueStatement:
 
 def prove_cross_venue(statement: CrossVenueStatement, balances: Sequence[int],
                       positions: Sequence[Sequence[int]], *, backend: str | GroupBackend = "arkworks",
-                      dst_version: int = 1, ipa_mode: str = "msm") -> "Bundle":
+                      dst_version: int = 1, ipa_mode: str = "hybrid") -> "Bundle":
     """Prove the cross-venue statement; the prover computes W_v = max(0, max_s -(L_v^T q_v)_s) itself."""
     if len(positions) != len(statement.venues) or len(balances) != len(statement.prices):
         raise StatementError("balances/positions do not match the statement")

@@ -50,8 +50,8 @@ def test_single_64bit_proof_is_928_bytes_plus_version(ark, ark_gens):
     assert len(proof.to_bytes()) == 1 + 928
 
 
-@pytest.mark.parametrize("mode", ["msm", "fold"])
-def test_ipa_modes_agree(ark, ark_gens, mode):
+@pytest.mark.parametrize("mode,switch_at", [("msm", 0), ("fold", 0), ("hybrid", 4), ("hybrid", 2)])
+def test_ipa_modes_agree(ark, ark_gens, mode, switch_at):
     """Both IPA provers compute identical L, R and final scalars for the same inputs and transcript."""
     N = 16
     a = [secrets.randbelow(R) for _ in range(N)]
@@ -59,7 +59,8 @@ def test_ipa_modes_agree(ark, ark_gens, mode):
     hf = [secrets.randbelow(R - 1) + 1 for _ in range(N)]
     Q = ark_gens.B
     ref = ipa_prove(ark, Transcript(b"ipa"), Q, [1] * N, hf, ark_gens.G(N), ark_gens.H(N), a, b, mode="fold")
-    got = ipa_prove(ark, Transcript(b"ipa"), Q, [1] * N, hf, ark_gens.G(N), ark_gens.H(N), a, b, mode=mode)
+    got = ipa_prove(ark, Transcript(b"ipa"), Q, [1] * N, hf, ark_gens.G(N), ark_gens.H(N), a, b, mode=mode,
+                    switch_at=switch_at)
     assert got == ref
     # and against the definition: fold by hand with plain scalar multiplications, final a*G + b*H + ab*Q = P'
     from zkproofs.innerproduct import ipa_verification_scalars
