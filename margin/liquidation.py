@@ -160,7 +160,7 @@ class SimState(NamedTuple):
 
     cash: jax.Array       # (N,) USD balance (option value excluded)
     q: jax.Array          # (N, A) perpetual size, coin (signed)
-    n: jax.Array          # (N, 2) option leg sizes, coin (signed)
+    n: jax.Array          # (N,) option position size (leg 1), coin (signed)
     reserve: jax.Array    # (N,) outside cash for margin calls, USD
     dead: jax.Array       # (N,) int32: -1 open, else steps since fully liquidated
     fund: jax.Array       # () insurance fund, USD
@@ -357,28 +357,57 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
 
 # --------------------------------------------------------------------------------------------------- kernels
 
-def _requirements(q, n, opt_idx, onehot, oracle, perp_move, opt_pnl, mm):
-    """Per-asset worst scenario loss (N, A); IM, MM (N,)."""
+def _requirements(q, n, G, onehot, oracle, perp_move, mm):
+    """Per-asset worst SPAN-grid loss of perpetual + option position; IM and MM ``(N,)``."""
+    S = perp_move.shape[-1]
     scen = q[:, :, None] * (oracle[:, None] * perp_move)[None]            # (N, A, S)
-    opt = jnp.einsum("nl,nls->ns", n, opt_pnl[opt_idx])                   # (N, S)
-    scen = scen + onehot[:, :, None] * opt[:, None, :]
+    scen = scen + onehot[:, :, None] * (n[:, None] * G[:, :S])[:, None, :]
     loss = jnp.maximum(-scen.min(axis=2), 0.0)                              # (N, A)
     return loss.sum(1), loss @ mm
 
 
-def _notional(q, n, opt_idx, onehot, oracle, opt_delta):
-    perp = jnp.abs(q) * oracle                                             # (N, A)
-    opt = jnp.abs(n * opt_delta[opt_idx]).sum(1)                           # (N,) coin delta
-    return perp + onehot * (opt[:, None] * oracle[None, :])
+def _notional(q, n, G, onehot, price):
+    """(N, A) USD notional: |perpetual| + |delta| of the option legs."""
+    return jnp.abs(q) * price[None, :] + onehot * (jnp.abs(n) * G[:, -1])[:, None] * price[None, :]
+
+
+def _option_types(book: Book):
+    """Collapse each account's two option legs into a position type u (legs i1, i2, leg-2 ratio w2) and a size.
+
+    Returns (type per account (N,), i1 (U,), i2 (U,), w2 (U,), leg-1 size in USD (N,)). Accounts without options
+    get type 0 and size 0.
+    """
+    c1, c2 = book.opt_count[:, 0], book.opt_count[:, 1]
+    has = (book.opt_asset >= 0) & ((c1 != 0) | (c2 != 0))
+    lead = np.where(c1 != 0, 0, 1)
+    rows = np.arange(book.n_accounts)
+    size = np.where(has, book.opt_count[rows, lead], 0.0)
+    i1 = book.opt_idx[rows, lead]
+    i2 = book.opt_idx[rows, 1 - lead]
+    w2 = np.where(size != 0, book.opt_count[rows, 1 - lead] / np.where(size != 0, size, 1.0), 0.0)
+    key = np.stack([np.where(has, i1, 0), np.where(has, i2, 0), np.round(np.where(has, w2, 0.0), 12)], 1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    return inv.reshape(-1).astype(np.int32), uniq[:, 0].astype(np.int32), uniq[:, 1].astype(np.int32), uniq[:, 2], size
 
 
 class _Static(NamedTuple):
-    opt_idx: jax.Array
-    onehot: jax.Array
-    leverage: jax.Array
-    q_usd: jax.Array   # (N, A) signed USD notional of the original book (re-entry size)
-    n_usd: jax.Array   # (N, 2) option legs in USD (coin x spot) of the original book
-    mm: jax.Array
+    opt_type: jax.Array   # (N,) int32 option position type
+    i1: jax.Array         # (U,) int32 leg-1 instrument
+    i2: jax.Array         # (U,) int32 leg-2 instrument
+    w2: jax.Array         # (U,) leg-2 size per unit of leg 1
+    onehot: jax.Array     # (N, A) asset of the option position
+    leverage: jax.Array   # (N,)
+    q_usd: jax.Array      # (N, A) signed USD notional of the original book (re-entry size)
+    n_usd: jax.Array      # (N,) option leg-1 size in USD (coin x spot) of the original book
+    mm: jax.Array         # (A,)
+
+
+def _type_table(st: _Static, m: MarketPath):
+    """(U, S + 4) per-type columns: scenario P&L (S), value, roll cash, day P&L, |delta| (per unit of leg 1)."""
+    cols = jnp.concatenate([m.opt_pnl, m.opt_value[:, None], m.opt_roll[:, None], m.opt_daypnl[:, None]], 1)
+    lin = cols[st.i1] + st.w2[:, None] * cols[st.i2]
+    absd = jnp.abs(m.opt_delta[st.i1]) + jnp.abs(st.w2) * jnp.abs(m.opt_delta[st.i2])
+    return jnp.concatenate([lin, absd[:, None]], 1)
 
 
 def initial_state(book: Book, market: MarketPath, mm_factor: np.ndarray,
@@ -390,23 +419,29 @@ def initial_state(book: Book, market: MarketPath, mm_factor: np.ndarray,
     """
     dtype = market.oracle.dtype
     o0 = np.asarray(market.oracle[0], np.float64)
-    q0 = book.perp_usd / o0[None, :]
-    a_opt = np.where(book.opt_asset >= 0, book.opt_asset, 0)
-    n0 = book.opt_count / o0[a_opt][:, None] * (book.opt_asset >= 0)[:, None]
-    onehot = np.zeros((book.n_accounts, len(book.assets)))
-    has = book.opt_asset >= 0
-    onehot[np.flatnonzero(has), book.opt_asset[has]] = 1.0
     mm = np.asarray(mm_factor, np.float64)
     if mm.shape != (len(book.assets),):
         raise LiquidationError(f"mm_factor: shape {mm.shape} != ({len(book.assets)},)")
+    n_inst = int(market.opt_value.shape[1])
+    bad = np.argwhere((book.opt_idx < 0) | (book.opt_idx >= n_inst))
+    if bad.size:
+        i, leg = bad[0]
+        raise LiquidationError(f"book.opt_idx[{i}, {leg}]: instrument {book.opt_idx[i, leg]} outside 0..{n_inst - 1}")
+    typ, i1, i2, w2, size_usd = _option_types(book)
+    has = book.opt_asset >= 0
+    onehot = np.zeros((book.n_accounts, len(book.assets)))
+    onehot[np.flatnonzero(has), book.opt_asset[has]] = 1.0
     c = partial(jnp.asarray, dtype=dtype)
-    st = _Static(jnp.asarray(book.opt_idx, jnp.int32), c(onehot), c(book.leverage), c(book.perp_usd),
-                 c(book.opt_count * has[:, None]), c(mm))
-    q0, n0 = c(q0), c(n0)
-    im, _ = _requirements(q0, n0, st.opt_idx, st.onehot, market.oracle[0], market.perp_move[0],
-                          market.opt_pnl[0], st.mm)
-    val = (n0 * market.opt_value[0][st.opt_idx]).sum(1)
-    notional = _notional(q0, n0, st.opt_idx, st.onehot, market.oracle[0], market.opt_delta[0]).sum(1)
+    st = _Static(jnp.asarray(typ), jnp.asarray(i1), jnp.asarray(i2), c(w2), c(onehot), c(book.leverage),
+                 c(book.perp_usd), c(size_usd), c(mm))
+    m0 = jax.tree.map(lambda x: x[0], market)
+    G = _type_table(st, m0)[st.opt_type]
+    q0 = c(book.perp_usd / o0[None, :])
+    n0 = c(size_usd / np.where(has, o0[np.where(has, book.opt_asset, 0)], 1.0))
+    S = market.perp_move.shape[-1]
+    im, _ = _requirements(q0, n0, G, st.onehot, m0.oracle, m0.perp_move, st.mm)
+    val = n0 * G[:, S]
+    notional = _notional(q0, n0, G, st.onehot, m0.oracle).sum(1)
     eq = jnp.maximum(notional / st.leverage, (1 + params.initial_cushion) * im)
     coll = c(np.nan_to_num(book.collateral, nan=-1.0))
     eq = jnp.where(coll > 0, coll, eq)
@@ -417,38 +452,58 @@ def initial_state(book: Book, market: MarketPath, mm_factor: np.ndarray,
     return state, st
 
 
-def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
+class _Dyn(NamedTuple):
+    """Numeric parameters passed as traced scalars so one compilation serves every parameter value."""
+
+    close_factor: jax.Array
+    close_extra: jax.Array
+    min_close: jax.Array
+    full_liquidation_ratio: jax.Array
+    fee_rate: jax.Array
+    max_impact: jax.Array
+    auction_step: jax.Array
+    auction_max_discount: jax.Array
+    keeper_margin: jax.Array
+    reentry_days: jax.Array
+    cushion: jax.Array
+    withdraw_mult: jax.Array
+
+
+def _dyn(params: LiquidationParams, dtype) -> _Dyn:
+    return _Dyn(*(jnp.asarray(getattr(params, f), jnp.int32 if f == "reentry_days" else dtype)
+                  for f in _Dyn._fields))
+
+
+def _step(dutch_auction: bool, st: _Static, params: _Dyn, s: SimState, m: MarketPath):
     dtype = s.cash.dtype
     one = jnp.ones((), dtype)
+    S = m.perp_move.shape[-1]
+    G = _type_table(st, m)[st.opt_type]                                      # (N, S + 4), the only big gather
     # 1. settlement at the oracle
-    dO = m.oracle - m.oracle_prev
-    perp_pnl = s.q * dO[None, :]                                             # (N, A)
-    roll = (s.n * m.opt_roll[st.opt_idx]).sum(1)
-    opt_day = (s.n * m.opt_daypnl[st.opt_idx]).sum(1)
-    settle = perp_pnl.sum(1) + roll
+    perp_pnl = s.q * (m.oracle - m.oracle_prev)[None, :]                     # (N, A)
+    settle = perp_pnl.sum(1) + s.n * G[:, S + 1]
     cash = s.cash + settle
     market = s.market - settle.sum()
-    day_pnl = perp_pnl.sum(1) + opt_day
-    # 2. re-entry
+    day_pnl = perp_pnl.sum(1) + s.n * G[:, S + 2]
+    # 2. re-entry of accounts liquidated reentry_days ago, at the original USD sizes
     dead = jnp.where(s.dead >= 0, s.dead + 1, s.dead)
     reenter = (dead >= params.reentry_days) & (params.reentry_days > 0)
     q = jnp.where(reenter[:, None], st.q_usd / m.oracle[None, :], s.q)
-    n = jnp.where(reenter[:, None], st.n_usd / (st.onehot @ m.oracle + 1 - st.onehot.sum(1))[:, None], s.n)
+    n = jnp.where(reenter, st.n_usd / (st.onehot @ m.oracle + 1 - st.onehot.sum(1)), s.n)
     dead = jnp.where(reenter, -1, dead)
     # 3. requirements
-    im, mm = _requirements(q, n, st.opt_idx, st.onehot, m.oracle, m.perp_move, m.opt_pnl, st.mm)
-    val = (n * m.opt_value[st.opt_idx]).sum(1)
+    im, mm = _requirements(q, n, G, st.onehot, m.oracle, m.perp_move, st.mm)
+    val = n * G[:, S]
     eq = cash + val
-    open_ = (jnp.abs(q).sum(1) + jnp.abs(n).sum(1)) > 0
+    open_ = (jnp.abs(q).sum(1) + jnp.abs(n)) > 0
     # 4. liquidation
     liq = open_ & (eq < mm) & ~reenter
     frac = jnp.clip(1 - eq / jnp.maximum(im, 1e-30) + params.close_extra, params.min_close, params.close_factor)
     c = jnp.where(eq <= params.full_liquidation_ratio * mm, one, frac)
     c = jnp.where(liq, c, 0.0)
-    closed = c[:, None] * _notional(q, n, st.opt_idx, st.onehot, m.price, m.opt_delta)
-    vol_a = closed.sum(0)                                                    # (A,)
-    impact = jnp.minimum(m.impact_coef * jnp.sqrt(vol_a), params.max_impact)
-    if params.dutch_auction:
+    closed = c[:, None] * _notional(q, n, G, st.onehot, m.price)            # (N, A) USD
+    impact = jnp.minimum(m.impact_coef * jnp.sqrt(closed.sum(0)), params.max_impact)
+    if dutch_auction:
         cost = impact + params.keeper_margin
         disc = jnp.ceil(cost / params.auction_step - 1e-9) * params.auction_step
         filled_a = disc <= params.auction_max_discount
@@ -457,25 +512,20 @@ def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
         c = jnp.where(ok, c, 0.0)
         liq = liq & ok
         closed = closed * ok[:, None]
-    perp_cash = (c[:, None] * q * (m.price - m.oracle)[None, :]).sum(1) \
-        - (c[:, None] * jnp.abs(q) * m.price[None, :] * impact[None, :]).sum(1)
-    opt_imp = (st.onehot * impact[None, :] * m.price[None, :]).sum(1)
-    opt_cash = c * val - c * jnp.abs(n * m.opt_delta[st.opt_idx]).sum(1) * opt_imp
-    close_cash = perp_cash + opt_cash
+    close_cash = (c[:, None] * q * (m.price - m.oracle)[None, :]).sum(1) - (closed * impact[None, :]).sum(1) \
+        + c * val
     cash = cash + close_cash
     market = market - close_cash.sum()
     q = q * (1 - c)[:, None]
-    n = n * (1 - c)[:, None]
-    val_after = val * (1 - c)
-    fee = jnp.minimum(params.fee_rate * closed.sum(1), jnp.maximum(cash + val_after, 0.0))
+    n = n * (1 - c)
+    fee = jnp.minimum(params.fee_rate * closed.sum(1), jnp.maximum(cash + val * (1 - c), 0.0))
     fee = jnp.where(liq, fee, 0.0)
     cash = cash - fee
     fund = s.fund + fee.sum()
-    # 5. bad debt -> fund -> ADL -> socialised
-    flat = (jnp.abs(q).sum(1) + jnp.abs(n).sum(1)) == 0
+    # 5. bad debt -> insurance fund -> ADL -> socialised
+    flat = (jnp.abs(q).sum(1) + jnp.abs(n)) == 0
     bankrupt = flat & (cash < 0)
-    deficit = jnp.where(bankrupt, -cash, 0.0)
-    total_d = deficit.sum()
+    total_d = jnp.where(bankrupt, -cash, 0.0).sum()
     fund_pay = jnp.minimum(fund, total_d)
     fund = fund - fund_pay
     uncovered = total_d - fund_pay
@@ -489,13 +539,13 @@ def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
     market = market - socialised
     deleverage = jnp.where(profit > 0, 1 - ratio, 1.0)
     q = q * deleverage[:, None]
-    n = n * deleverage[:, None]
+    n = n * deleverage
     # 6. collateral management
     scale = (1 - c) * deleverage
     im_after = im * scale
-    val_after = (n * m.opt_value[st.opt_idx]).sum(1)
+    val_after = n * G[:, S]
     eq_after = cash + val_after
-    notional = _notional(q, n, st.opt_idx, st.onehot, m.oracle, m.opt_delta).sum(1)
+    notional = _notional(q, n, G, st.onehot, m.oracle).sum(1)
     target = jnp.maximum(notional / st.leverage, (1 + params.cushion) * im_after)
     still_open = ~flat
     need = jnp.maximum(target - eq_after, 0.0)
@@ -503,9 +553,10 @@ def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
     fresh = jnp.where(reenter, need, 0.0)                                   # re-entry: new outside money
     wd = jnp.where(still_open & ~liq & (eq_after > params.withdraw_mult * target),
                    jnp.clip(eq_after - target, 0.0, jnp.maximum(cash, 0.0)), 0.0)
-    cash = cash + topup + fresh - wd
+    flow = topup + fresh - wd
+    cash = cash + flow
     reserve = s.reserve - topup + wd
-    deposits = s.deposits + (topup + fresh - wd).sum()
+    deposits = s.deposits + flow.sum()
     dead = jnp.where(flat & (dead < 0), 0, dead)
     new = SimState(cash=cash, q=q, n=n, reserve=reserve, dead=dead, fund=fund, market=market, deposits=deposits,
                    fees=s.fees + fee.sum(), bad_debt=s.bad_debt + total_d, fund_paid=s.fund_paid + fund_pay,
@@ -514,14 +565,13 @@ def _step(params: LiquidationParams, st: _Static, s: SimState, m: MarketPath):
                  bad_debt=new.bad_debt, fund_paid=new.fund_paid, adl_paid=new.adl_paid, socialised=new.socialised,
                  bad_debt_step=total_d, n_liquidations=liq.sum(), liq_volume=closed.sum(),
                  n_adl=(charge > 0).sum(), im=im_after.sum(), mm=(mm * scale).sum(), notional=notional.sum(),
-                 equity=(cash + val_after).sum(), n_open=still_open.sum(),
-                 impact=impact)
+                 equity=(cash + val_after).sum(), n_open=still_open.sum(), impact=impact)
     return new, led
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _run(params: LiquidationParams, st: _Static, state: SimState, market: MarketPath):
-    return jax.lax.scan(partial(_step, params, st), state, market)
+def _run(dutch_auction: bool, st: _Static, params: _Dyn, state: SimState, market: MarketPath):
+    return jax.lax.scan(partial(_step, dutch_auction, st, params), state, market)
 
 
 def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParams = LiquidationParams()
@@ -538,5 +588,5 @@ def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParam
         (initial state, per-step :class:`Ledger` with leading axis T, final state).
     """
     state0, st = initial_state(book, market, np.asarray(mm_factor, np.float64), params)
-    final, ledger = _run(params, st, state0, market)
+    final, ledger = _run(bool(params.dutch_auction), st, _dyn(params, market.oracle.dtype), state0, market)
     return state0, ledger, final
