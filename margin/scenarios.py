@@ -102,6 +102,31 @@ def _pnl_kernel(inst, f0, vol0, f1, vol1, dt, cover, unit):
     return (new - base) * cover[None, :]
 
 
+def _bucket(n: int, minimum: int) -> int:
+    return max(minimum, 1 << (int(n) - 1).bit_length())
+
+
+def _pnl_padded(inst, f0, v0, f1, v1, dt, cover, unit, dtype):
+    """Runs the jitted revaluation on shapes padded up to powers of two (pads: spot rows / zero-move columns),
+    so that scenario sets of similar size share one compiled kernel; returns the ``(I, S)`` block."""
+    n, s = f1.shape
+    pn, ps = _bucket(n, 8) - n, _bucket(s, 16) - s
+    if pn or ps:
+        fields = ("kind", "underlying", "contract_size", "strike", "expiry", "settlement", "option_type")
+        fill = {"kind": 0, "contract_size": 1.0}
+        inst = Instruments(*(np.concatenate([np.asarray(getattr(inst, f)),
+                                             np.full(pn, fill.get(f, 0), np.asarray(getattr(inst, f)).dtype)])
+                             for f in fields), names=())
+        f0 = np.r_[f0, np.ones(pn)]
+        v0 = np.r_[v0, np.ones(pn)]
+        f1 = np.pad(np.vstack([f1, np.ones((pn, s))]), ((0, 0), (0, ps)), mode="edge")
+        v1 = np.pad(np.vstack([v1, np.ones((pn, s))]), ((0, 0), (0, ps)), mode="edge")
+        cover = np.r_[cover, np.zeros(ps)]
+    out = _pnl_kernel(inst, jnp.asarray(f0, dtype), jnp.asarray(v0, dtype), jnp.asarray(f1, dtype),
+                      jnp.asarray(v1, dtype), jnp.asarray(dt, dtype), jnp.asarray(cover, dtype), unit)
+    return out[:n, :s]
+
+
 def _per_instrument(field: str, x, inst: Instruments, n_scen: int | None = None) -> np.ndarray:
     """Accepts (U, ...) per-underlying or (I, ...) per-instrument arrays and returns (I, ...)."""
     arr = np.asarray(x, np.float64)
@@ -181,8 +206,7 @@ def scenario_pnl(
     c = np.ones(s) if cover is None else check_nonnegative("cover", cover)
     if c.shape != (s,):
         raise MarginInputError("cover", f"must have shape ({s},), got {c.shape}")
-    pnl = _pnl_kernel(inst, jnp.asarray(f0, dtype), jnp.asarray(v0, dtype), jnp.asarray(f0[:, None] * (1 + m), dtype),
-                      jnp.asarray(v1, dtype), jnp.asarray(dt, dtype), jnp.asarray(c, dtype), unit)
+    pnl = _pnl_padded(inst, f0, v0, f0[:, None] * (1 + m), v1, dt, c, unit, dtype)
     lbl = tuple(labels) if labels is not None else tuple(f"s{j}" for j in range(s))
     grp = tuple(groups) if groups is not None else ("standard",) * s
     if len(lbl) != s or len(grp) != s:

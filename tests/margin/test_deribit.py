@@ -2,6 +2,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 
 import margin
@@ -81,3 +82,31 @@ def test_pnl_offset_across_pairs():
 def test_unknown_config_key():
     with pytest.raises(ValueError, match="price_rnge"):
         margin.DeribitParams.from_config({"price_rnge": 0.1})
+
+
+_INST2 = margin.Instruments.create(["inverse_perpetual", "option", "inverse_perpetual"], underlying=[0, 0, 1],
+                                   strike=[0, 10_000.0, 0], expiry=[0, 0.1, 0], option_type=[None, "P", None])
+
+
+@settings(max_examples=15, deadline=None)
+@given(q=st.lists(st.floats(-5, 5), min_size=3, max_size=3), offset=st.floats(0, 1), less=st.floats(0, 1),
+       pr=st.floats(0.05, 0.3), widen=st.floats(0, 0.2))
+def test_monotone_in_gains_haircut_and_price_range(q, offset, less, pr, widen):
+    book = np.array([q])
+    fwd, vols = [10_000.0, 200.0], np.array([0.0, 0.7, 0.0])
+    # a smaller pnl_offset (a bigger haircut on gains) never lowers the requirement
+    reqs = []
+    for off in (offset, offset * less):
+        p = margin.DeribitParams(price_range=pr, pnl_offset=off)
+        sc = margin.deribit_scenarios(_INST2, fwd, vols, p)
+        reqs.append(float(margin.deribit_margin(book, _INST2, sc, fwd, p, dtype=jnp.float64).initial_margin[0]))
+    assert reqs[1] >= reqs[0] - 1e-12
+    # a wider price range never lowers the worst loss of a book whose coin P&L is concave in the price
+    # (long inverse perpetuals: q m / (1 + m); short coin-settled puts: the coin payoff max(K/F - 1, 0) is convex)
+    book2 = np.array([[abs(q[0]), -abs(q[1]), abs(q[2])]])
+    worst = []
+    for r in (pr, pr + widen):
+        p = margin.DeribitParams(price_range=r, pnl_offset=1.0)
+        sc = margin.deribit_scenarios(_INST2, fwd, vols, p)
+        worst.append(float(margin.deribit_margin(book2, _INST2, sc, fwd, p, dtype=jnp.float64).worst_standard[0]))
+    assert worst[1] >= worst[0] - 1e-12

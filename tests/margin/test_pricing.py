@@ -41,11 +41,17 @@ def test_price_and_greeks_match_quantlib(random_inputs):
 
 def test_greeks_match_jax_grad(random_inputs):
     f, k, t, v, r, c = (jnp.asarray(a) for a in random_inputs)
-    price = lambda f_, t_, v_: _price_core(f_, k, t_, v_, c, r)  # noqa: E731
-    delta = jax.grad(lambda x: price(x, t, v).sum())(f)
-    gamma = jax.grad(lambda x: jax.grad(lambda y: price(y, t, v).sum())(x).sum())(f)
-    vega = jax.grad(lambda x: price(f, t, x).sum())(v)
-    theta = -jax.grad(lambda x: price(f, x, v).sum())(t)
+
+    @jax.jit
+    def autodiff(f, t, v):
+        price = lambda f_, t_, v_: _price_core(f_, k, t_, v_, c, r)  # noqa: E731
+        delta = jax.grad(lambda x: price(x, t, v).sum())(f)
+        gamma = jax.grad(lambda x: jax.grad(lambda y: price(y, t, v).sum())(x).sum())(f)
+        vega = jax.grad(lambda x: price(f, t, x).sum())(v)
+        theta = -jax.grad(lambda x: price(f, x, v).sum())(t)
+        return delta, gamma, vega, theta
+
+    delta, gamma, vega, theta = autodiff(f, t, v)
     g = margin.black76_greeks(f, k, t, v, c, r, dtype=jnp.float64)
     np.testing.assert_allclose(g.delta, delta, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(g.gamma, gamma, rtol=1e-8, atol=1e-12)
