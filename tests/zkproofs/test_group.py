@@ -147,3 +147,27 @@ def test_scalar_from_bytes_canonical():
         scalar_from_bytes(R.to_bytes(32, "big"))
     with pytest.raises(InvalidScalar):
         scalar_from_bytes(b"\x00" * 31)
+
+
+def test_arkworks_decoder_accepts_exactly_what_the_library_checked_decoder_accepts(ark, off_subgroup):
+    """Our fast decoder (strict flags + unchecked decompression + subgroup check) against the library's checked
+    ``from_compressed_bytes`` on random and mutated encodings."""
+    import py_arkworks_bls12381 as a
+
+    good = [ark.encode(ark.mul(ark.hash_to_curve(b"d", DST_V1), secrets.randbelow(R))) for _ in range(20)]
+    cands = good + [off_subgroup] + [secrets.token_bytes(48) for _ in range(100)]
+    cands += [bytes([g[0] | 0x80]) + secrets.token_bytes(47) for g in good]
+    cands += [g[:47] + bytes([g[47] ^ 1]) for g in good] + [bytes([g[0] ^ 0x20]) + g[1:] for g in good]
+    for c in cands:
+        try:
+            ref = a.G1Point.from_compressed_bytes(c)
+            ref_ok = ref != a.G1Point.identity()
+        except Exception:  # noqa: BLE001 - the library raises untyped errors
+            ref_ok = False
+        try:
+            ours = ark.decode(c)
+        except InvalidPoint:
+            ours = None
+        assert (ours is not None) == ref_ok, c.hex()
+        if ours is not None:
+            assert ours == ref
