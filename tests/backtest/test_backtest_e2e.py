@@ -1,0 +1,48 @@
+"""End-to-end: run_backtest on a 2022 slice with a tiny book via hydra.compose (< 30 s)."""
+import json
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from experiments.backtest import CONF_DIR, run_backtest
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bt")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="backtest", overrides=[
+            "book=tiny", "book.n_accounts=150", "policy=predictive", "policy.model=ewma", "policy.name=pred_ewma",
+            "compare=[static,reactive_apc]", "start=2022-01-01", "eval_start=2022-02-01", "end=2022-12-31",
+            "train_end=2021-12-31", "data.use_hourly=false", "data.use_funding=false", "dtype=float64",
+            "~oracle_study.oracles.twap_3d"])
+    return run_backtest(cfg, out), out
+
+
+def test_outputs(result):
+    m, out = result
+    assert set(m["policies"]) == {"pred_ewma", "static_deribit", "reactive_ewma+floor+buf0.25"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["policies"].keys() == m["policies"].keys()
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Margin policy backtest") and "How to read this report" in report
+    for f in ("margin_vs_loss_BTC.png", "margin_vs_loss_ETH.png", "insurance_fund.png"):
+        assert (out / f).stat().st_size > 1000
+
+
+def test_metrics_consistent(result):
+    m, _ = result
+    n_eval = 333 - 1        # 2022-02-01 .. 2022-12-31 = 334 days, the last has no next-day loss... h = 1
+    for name, r in m["policies"].items():
+        for ser, c in r["coverage"].items():
+            assert c["n"] in (n_eval, n_eval + 1, n_eval + 2)
+            assert c["traffic_light"] and set(c["traffic_light"]) <= {"green", "yellow", "red"}
+        assert r["book"]["ledger_max_abs_error"] < 1e-4
+        assert set(r["stress"]) == {"2022-05 LUNA", "2022-11 FTX"}
+        assert all(w["label"] == "n/a (no fitted parameters)" for w in r["stress"].values())
+    s = m["policies"]["static_deribit"]
+    assert s["avg_im_fraction"] == pytest.approx((0.16 + 0.18) / 2)
+    assert s["procyclicality"]["BTC"]["max_increase_30d"] == 0.0
+    assert set(m["oracle_study"]) == {"policy", "spot", "lagged_1d"}
+    assert m["targets"] and "pred_ewma" in m["targets"]
