@@ -213,15 +213,27 @@ def _isolated_kernel(x, lmat):
     return jnp.maximum(x, 0) @ lw + jnp.maximum(-x, 0) @ sw
 
 
-def isolated_margin(positions, pnl, *, dtype=jnp.float32, validate=True):
-    """Isolated margin: each position margined alone against the same scenarios, then summed per account.
+@jax.jit
+def _isolated_positions_kernel(x, lmat):
+    lw, sw = _unit_worst(lmat)
+    return jnp.maximum(x, 0) * lw + jnp.maximum(-x, 0) * sw
 
-    isolated(x) = sum_i max(0, max_s -x_i L[i, s]) = x+ @ worst_long + x- @ worst_short.
 
-    Args / Returns / Raises: as :func:`portfolio_margin` (no add-ons); ``(N,)``.
+def isolated_margin(positions, pnl, *, per_position: bool = False, dtype=jnp.float32, validate=True):
+    """Isolated margin: each position margined alone against the same scenarios.
+
+    isolated(x)_i = max(0, max_s -x_i L[i, s]) = x_i+ worst_long_i + x_i- worst_short_i; the account figure is
+    the sum over positions (the "gross" requirement).
+
+    Args:
+        per_position: return the ``(N, I)`` per-position requirements instead of the ``(N,)`` sums.
+        Others as :func:`portfolio_margin` (no add-ons).
+
+    Returns:
+        ``(N,)`` (or ``(N, I)``) in the unit of ``pnl``.
     """
     x, lmat, _ = _prep(positions, pnl, None, dtype, validate)
-    return _isolated_kernel(x, lmat)
+    return _isolated_positions_kernel(x, lmat) if per_position else _isolated_kernel(x, lmat)
 
 
 class CrossMarginResult(NamedTuple):

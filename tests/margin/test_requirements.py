@@ -34,6 +34,11 @@ def test_isolated_cross_and_ratio(book):
                             for i in range(lm.shape[0])) for a in range(x.shape[0])])
     iso = margin.isolated_margin(x, lm, dtype=jnp.float64)
     np.testing.assert_allclose(iso, iso_ref, rtol=1e-12, atol=1e-12)
+    per = margin.isolated_margin(x, lm, per_position=True, dtype=jnp.float64)
+    assert per.shape == x.shape
+    np.testing.assert_allclose(per.sum(axis=1), iso_ref, rtol=1e-12, atol=1e-12)
+    single = np.maximum(-(x[:, 2:3] * lm[2][None, :]).min(axis=1), 0)
+    np.testing.assert_allclose(per[:, 2], single, rtol=1e-12, atol=1e-12)
     port = margin.portfolio_margin(x, lm, dtype=jnp.float64)
     ratio = margin.net_gross_ratio(x, lm, dtype=jnp.float64)
     exp = np.where(iso_ref > 0, np.asarray(port) / np.where(iso_ref > 0, iso_ref, 1), 1.0)
