@@ -174,10 +174,12 @@ def ipa_prove(
 
 
 def ipa_verification_scalars(
-    proof: InnerProductProof, N: int, transcript: Transcript
+    proof: InnerProductProof, N: int, transcript: Transcript, extra_inverses: Sequence[int] = (),
 ) -> tuple[list[int], list[int], list[int]]:
     """Replay the challenges and return (u_k^2, u_k^-2, s) where s_i is the coefficient of G_i in the fully
-    folded G (dalek's ``verification_scalars``); the coefficient of H_i is 1/s_i = s_{N-1-i}."""
+    folded G (dalek's ``verification_scalars``); the coefficient of H_i is 1/s_i = s_{N-1-i}.
+    If ``extra_inverses`` (nonzero scalars) is given, their inverses are computed in the same batch inversion
+    and returned as a 4th element."""
     k = len(proof.L)
     if N <= 0 or N & (N - 1) or (1 << k) != N or len(proof.R) != k:
         raise MalformedProof(f"inner-product proof has {k} rounds, expected log2({N})")
@@ -187,7 +189,8 @@ def ipa_verification_scalars(
         transcript.append_message(b"L", Lb)
         transcript.append_message(b"R", Rb)
         us.append(transcript.challenge_scalar(b"u"))
-    uinv = batch_invert(us)
+    allinvs = batch_invert(us + list(extra_inverses))
+    uinv, extra = allinvs[:k], allinvs[k:]
     allinv = 1
     for x in uinv:
         allinv = allinv * x % R
@@ -198,4 +201,6 @@ def ipa_verification_scalars(
     for i in range(1, N):
         lg = i.bit_length() - 1
         s[i] = s[i - (1 << lg)] * usq[k - 1 - lg] % R
+    if extra_inverses:
+        return usq, uinvsq, s, extra
     return usq, uinvsq, s

@@ -35,6 +35,7 @@ __all__ = [
     "VerificationTerms",
     "check_terms",
     "decode_commitments",
+    "decode_many",
     "random_scalar",
 ]
 
@@ -309,6 +310,7 @@ def range_verification_terms(
     *,
     commitments_encoded: Sequence[bytes] | None = None,
     derived: tuple[Sequence[Any], Sequence[Sequence[tuple[int, int]]]] | None = None,
+    proof_points: Sequence[Any] | None = None,
 ) -> VerificationTerms:
     """Replay the transcript and return the terms of dalek's single verification equation
     (A + x S + c x T1 + c x^2 T2 + sum u^2 L + u^-2 R - (e + c t_blind) B_blinding + (w (t_x - ab) + c (delta -
@@ -323,13 +325,9 @@ def range_verification_terms(
     if len(proof.ipp.L) != N.bit_length() - 1:
         raise MalformedProof(f"proof has {len(proof.ipp.L)} IPA rounds, expected {N.bit_length() - 1} for "
                              f"n={n}, m={m}")
-    dec = backend.decode
-    pts_b = [proof.A, proof.S, proof.T1, proof.T2] + list(proof.ipp.L) + list(proof.ipp.R)
-    par = getattr(backend, "map_parallel", None) or (lambda f, xs: [f(x) for x in xs])
-    decoded = par(lambda b: _safe_decode(dec, b), pts_b)
-    for p in decoded:
-        if isinstance(p, ProofError):
-            raise p
+    if proof_points is None:  # batch verification decodes every proof's points in one parallel pass
+        proof_points = decode_many(backend, _proof_point_encodings(proof), "proof point")
+    decoded = list(proof_points)
     A, S, T1, T2 = decoded[:4]
     k = len(proof.ipp.L)
     Ls, Rs = decoded[4:4 + k], decoded[4 + k:]
@@ -354,17 +352,18 @@ def range_verification_terms(
     transcript.append_scalar(b"t_x_blinding", proof.t_x_blinding)
     transcript.append_scalar(b"e_blinding", proof.e_blinding)
     w = transcript.challenge_scalar(b"w")
-    usq, uinvsq, s = ipa_verification_scalars(proof.ipp, N, transcript)
+    ym1 = (y - 1) % R
+    usq, uinvsq, s, (yinv, ym1inv) = ipa_verification_scalars(proof.ipp, N, transcript,
+                                                              extra_inverses=(y, ym1 if ym1 else 1))
 
     c = random_scalar()
     a, b = proof.ipp.a, proof.ipp.b
     zz = z * z % R
-    yinv = pow(y, R - 2, R)
     zpow = [zz]
     for _ in range(1, mp):
         zpow.append(zpow[-1] * z % R)
     # delta(y, z) = (z - z^2) <1, y^N> - sum_j z^{3+j} (2^n - 1)
-    sum_y = (pow(y, N, R) - 1) * pow(y - 1, R - 2, R) % R if y != 1 else N % R
+    sum_y = (pow(y, N, R) - 1) * ym1inv % R if ym1 else N % R
     delta = ((z - zz) * sum_y - z * sum(zpow) * ((1 << n) - 1)) % R
     minus_z = R - z
     g = [(minus_z - a * si) % R for si in s]
@@ -397,11 +396,34 @@ def range_verification_terms(
     return VerificationTerms(g, h, base_b, base_bb, points, scalars)
 
 
-def _safe_decode(dec, b):
-    try:
-        return dec(b)
-    except ProofError as e:
-        return e
+def _proof_point_encodings(proof: RangeProof) -> list[bytes]:
+    return [proof.A, proof.S, proof.T1, proof.T2] + list(proof.ipp.L) + list(proof.ipp.R)
+
+
+def decode_many(backend: GroupBackend, encs: Sequence[bytes], field: str = "point") -> list:
+    """Checked decoding of many points (identity refused), split into one chunk per worker thread.
+    Raises the first :class:`InvalidPoint` in input order."""
+    def run(chunk):
+        out = []
+        for i, b in chunk:
+            try:
+                out.append(backend.decode(b, field=f"{field}[{i}]"))
+            except ProofError as e:
+                out.append(e)
+        return out
+
+    items = list(enumerate(encs))
+    par = getattr(backend, "map_parallel", None)
+    k = getattr(backend, "workers", 1)
+    if par is None or k <= 1 or len(items) < 8:
+        res = run(items)
+    else:
+        step = -(-len(items) // k)
+        res = [p for part in par(run, [items[i:i + step] for i in range(0, len(items), step)]) for p in part]
+    for p in res:
+        if isinstance(p, ProofError):
+            raise p
+    return res
 
 
 def check_terms(backend: GroupBackend, gens: Generators, terms: Sequence[VerificationTerms],
@@ -442,15 +464,15 @@ def check_terms(backend: GroupBackend, gens: Generators, terms: Sequence[Verific
 
 def decode_commitments(backend: GroupBackend, commitments: Sequence[bytes], field: str = "commitment") -> list:
     """Checked decoding of commitment encodings (identity refused)."""
-    out = []
+    encs = []
     for i, c in enumerate(commitments):
         if isinstance(c, str):
             try:
                 c = bytes.fromhex(c)
             except ValueError:
                 raise InvalidPoint(f"{field}[{i}]: not hex") from None
-        out.append(backend.decode(c, field=f"{field}[{i}]"))
-    return out
+        encs.append(c)
+    return decode_many(backend, encs, field)
 
 
 def verify_range(
@@ -496,13 +518,20 @@ def batch_verify_range(
     128-bit weights from ``secrets`` (a batch with one bad proof fails except with probability ~2^-128).
     ``items``: (proof, encoded commitments, n, fresh transcript) per proof. Returns True iff all verify."""
     try:
-        terms = []
+        parsed, encs, spans = [], [], []
         for proof, comms, n, tr in items:
             if not isinstance(proof, RangeProof):
                 proof = RangeProof.from_bytes(proof)
-            enc = [bytes(c) for c in comms]
-            V = decode_commitments(backend, enc)
-            terms.append(range_verification_terms(proof, backend, gens, tr, V, n, commitments_encoded=enc))
+            enc = [bytes.fromhex(c) if isinstance(c, str) else bytes(c) for c in comms]
+            pe = _proof_point_encodings(proof)
+            spans.append((len(encs), len(pe), len(enc)))
+            encs += pe + enc
+            parsed.append((proof, enc, n, tr))
+        pts = decode_many(backend, encs)  # every point of every proof in one parallel pass
+        terms = []
+        for (proof, enc, n, tr), (off, k, m) in zip(parsed, spans):
+            terms.append(range_verification_terms(proof, backend, gens, tr, pts[off + k:off + k + m], n,
+                                                  commitments_encoded=enc, proof_points=pts[off:off + k]))
         return check_terms(backend, gens, terms)
     except (ProofError, ValueError, TypeError):
         return False

@@ -42,6 +42,7 @@ from .rangeproof import (
     VALID_BITS,
     RangeProof,
     check_terms,
+    decode_many,
     prove_range,
     random_scalar,
     range_verification_terms,
@@ -351,11 +352,7 @@ def verify_statement(
         if len(comms) != num_inputs:
             raise StatementError(f"statement needs {num_inputs} commitments, got {len(comms)}")
         _check_claims(len(comms), claims)
-        par = getattr(be, "map_parallel", None) or (lambda f, xs: [f(x) for x in xs])
-        pts = par(lambda ic: _decode_or_error(be, ic), list(enumerate(comms)))
-        for p in pts:
-            if isinstance(p, ProofError):
-                raise p
+        pts = decode_many(be, comms, "commitment")
         groups = _groups(claims)
         if len(proof.proofs) != len(groups):
             raise MalformedProof(f"statement needs {len(groups)} range proofs, got {len(proof.proofs)}")
