@@ -16,6 +16,7 @@ import hashlib
 import threading
 from typing import Any
 
+from .errors import StatementError
 from .group import GroupBackend, get_backend
 
 __all__ = ["DST_V1", "Generators", "get_generators"]
@@ -91,10 +92,9 @@ _CACHE_LOCK = threading.Lock()
 def get_generators(backend: str | GroupBackend = "arkworks", dst_version: int = 1) -> Generators:
     """Cached :class:`Generators` for a backend (name or instance) and DST version."""
     be = get_backend(backend) if isinstance(backend, str) else backend
-    try:
-        dst = _DSTS[int(dst_version)]
-    except KeyError:
-        raise ValueError(f"unknown DST version {dst_version}; known: {sorted(_DSTS)}") from None
+    if isinstance(dst_version, bool) or not isinstance(dst_version, int) or dst_version not in _DSTS:
+        raise StatementError(f"unknown DST version {dst_version!r}; known: {sorted(_DSTS)}")
+    dst = _DSTS[dst_version]
     key = (be.name, dst)
     with _CACHE_LOCK:
         g = _CACHE.get(key)

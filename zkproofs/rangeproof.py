@@ -41,7 +41,7 @@ __all__ = [
 
 VALID_BITS = (8, 16, 32, 64)
 RANGEPROOF_VERSION = 1
-MAX_M = 1 << 16
+MAX_M = 1 << 10  # caps a hostile verifier input at N = 64 * 1024 generators
 
 
 def padded_m(m: int) -> int:

@@ -259,3 +259,16 @@ def test_openings_never_serialised():
     assert f"{b.openings.blindings[0]:064x}" not in text and "values" not in text and "openings" not in text
     assert "Openings" not in repr(b) and str(b.openings.blindings[0]) not in repr(b) and b.public().openings is None
     assert b.to_bytes() == b.proof.to_bytes()
+
+
+def test_direct_verifier_calls_with_hostile_arguments_are_typed(margin_case):
+    st, bundle, _, _ = margin_case
+    c = bundle.commitments
+    flat = list(c["collateral"]) + list(c["positions"])
+    for kwargs in ({"dst_version": 9}, {"dst_version": "1"}, {"backend": "nope"}):
+        assert zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, bundle.proof, **kwargs) is False
+        with pytest.raises(zkproofs.ProofError):
+            zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, bundle.proof,
+                                      raise_on_failure=True, **kwargs)
+    assert zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, b"\x00" * 10) is False
+    assert zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, 12345) is False
