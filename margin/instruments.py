@@ -61,7 +61,7 @@ _SETTLE_NAMES = {"USD": Settlement.USD, "usd": Settlement.USD, "COIN": Settlemen
     data_fields=["kind", "underlying", "contract_size", "strike", "expiry", "settlement", "option_type"],
     meta_fields=["names"],
 )
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Instruments:
     """A set of I instruments as a struct of arrays (a JAX pytree; ``names`` is static metadata).
 

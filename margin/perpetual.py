@@ -39,7 +39,7 @@ __all__ = ["PerpetualMarginResult", "perpetual_margin", "perpetual_margin_refere
     ],
     meta_fields=[],
 )
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PerpetualMarginResult:
     """Result of :func:`perpetual_margin` (a JAX pytree).
 

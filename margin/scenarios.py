@@ -42,7 +42,7 @@ __all__ = [
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["pnl"], meta_fields=["labels", "unit", "name", "groups"])
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ScenarioSet:
     """Per-unit scenario P&L of I instruments under S scenarios.
 
