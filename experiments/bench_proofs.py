@@ -98,6 +98,18 @@ def run_bench(cfg: DictConfig) -> dict:
     assert all(verify_range(p, ark, g, Transcript(b"bench"), V, 64) for p, V in items)
     res["one_by_one_ms"] = (time.perf_counter() - t) * 1e3
 
+    # scalar arithmetic: Python ints mod r vs arkworks Scalar objects (10,000 products, incl. conversions)
+    import py_arkworks_bls12381 as pa
+
+    xs = [secrets.randbelow(R) for _ in range(10_000)]
+    ys = [secrets.randbelow(R) for _ in range(10_000)]
+    res["int_mul_ms"], _ = _median_ms(lambda: [x * y % R for x, y in zip(xs, ys)], cfg.repeats)
+    res["int_mul_convert_ms"], _ = _median_ms(lambda: ark.native_scalars([x * y % R for x, y in zip(xs, ys)]),
+                                              cfg.repeats)
+    sx, sy = ark.native_scalars(xs), ark.native_scalars(ys)
+    res["scalar_mul_ms"], _ = _median_ms(lambda: [x * y for x, y in zip(sx, sy)], cfg.repeats)
+    res["scalar_ctor_ms"], _ = _median_ms(lambda: [pa.Scalar(x) for x in xs], cfg.repeats)
+
     # inner-product prover three ways
     for N in cfg.ipa_sizes:
         G, H = g.G(N), g.H(N)
@@ -124,6 +136,11 @@ def format_table(r: dict) -> str:
              ("account: proof bytes", f"{r['account_bytes']}", "<= 3072"),
              ("batch-verify 100 single 64-bit proofs (one MSM)", f"{r['batch_ms']:.0f} ms", "<= 250 ms"),
              ("  same 100 verified one by one", f"{r['one_by_one_ms']:.0f} ms", "-")]
+    if "int_mul_ms" in r:
+        rows += [("10k scalar products: Python int mod r", f"{r['int_mul_ms']:.1f} ms", "-"),
+                 ("  ... + conversion to Scalar (from_le_bytes)", f"{r['int_mul_convert_ms']:.1f} ms", "-"),
+                 ("  arkworks Scalar * Scalar (objects)", f"{r['scalar_mul_ms']:.1f} ms", "-"),
+                 ("  10k Scalar(int) constructions (reduces mod r!)", f"{r['scalar_ctor_ms']:.1f} ms", "-")]
     for k in sorted(k for k in r if k.startswith("ipa_")):
         _, mode, N, _ = k.split("_")
         rows.append((f"IPA prover N={N}: {mode}", f"{r[k]:.0f} ms", "-"))
