@@ -15,7 +15,7 @@ def test_bench_runs_tiny():
         cfg = compose(config_name="zk/cli/bench", overrides=[
             "repeats=1", "account_repeats=1", "batch_size=3", "pyecc=false", "ipa_sizes=[16]",
             "account.collateral=1", "account.positions=2", "account.scenarios=2", "account.input_bits=32",
-            "account.scenario_bits=32"])
+            "account.scenario_bits=64"])
     r = bench_proofs.run_bench(cfg)
     assert r["bytes64"] == 929 and r["account_inputs"] == 3
     table = bench_proofs.format_table(r)
