@@ -49,9 +49,33 @@ class Account:
     positions: pd.DataFrame
 
 
-def load_account(path: str | Path | None) -> Account:
-    """Read and check an account file (CSV or Parquet). Raises :class:`AccountFileError` naming line/column."""
-    if path is None:
+def book_account(index: int, n_accounts: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Account ``index`` of the backtest's synthetic book (``margin.book.synthetic_book``): its perpetual
+    positions in coin at the last embedded daily close, and its equity (notional / leverage) as USDC collateral.
+    Option legs of the book are not included (the CLI's built-in scenario grid covers linear products only)."""
+    from margin.book import synthetic_book
+    from predictive.data import load_ohlcv
+
+    book = synthetic_book(max(n_accounts, index + 1), seed=seed)
+    usd = book.perp_usd[index]
+    rows = []
+    notional = float(np.abs(usd).sum())
+    coll = book.collateral[index]
+    equity = float(coll) if np.isfinite(coll) else notional / float(book.leverage[index])
+    rows.append(("collateral", "USDC", equity, 1.0, 0.0))
+    for a, x in zip(book.assets, usd):
+        if x != 0:
+            px = float(load_ohlcv(a)["close"].iloc[-1])
+            rows.append(("position", f"{a}-PERP", float(x) / px, px, 0.0))
+    return pd.DataFrame(rows, columns=["kind", "name", "amount", "price", "haircut"])
+
+
+def load_account(path: str | Path | None, book_index: int | None = None, book_seed: int = 0) -> Account:
+    """Read and check an account file (CSV or Parquet), or take account ``book_index`` of the synthetic book.
+    Raises :class:`AccountFileError` naming line/column."""
+    if path is None and book_index is not None:
+        df, name = book_account(int(book_index), seed=int(book_seed)), f"<book account {book_index}>"
+    elif path is None:
         df, name = EXAMPLE_ACCOUNT.copy(), "<built-in example>"
     else:
         p = Path(path)
@@ -126,7 +150,7 @@ def build_statement(acc: Account, cfg: DictConfig) -> tuple[zkproofs.MarginState
 
 def prove_account(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Testable core: prove, write bundle and openings into ``out_dir``, return metrics."""
-    acc = load_account(cfg.account.path)
+    acc = load_account(cfg.account.path, cfg.account.get("book_index"), cfg.account.get("book_seed", 0))
     st, bal, pos = build_statement(acc, cfg)
     t0 = time.perf_counter()
     bundle = zkproofs.prove_margin(st, bal, pos, backend=cfg.zk.backend, dst_version=int(cfg.zk.dst_version),

@@ -59,3 +59,10 @@ def test_bad_account_file_named(tmp_path):
     acc.write_text("kind,name,amount,price,haircut\ncollateral,USDC,100,1,0\nposition,X,1,-5,0\n")
     with pytest.raises(prove_cli.AccountFileError, match="line 3, column price"):
         prove_cli.load_account(acc)
+
+
+def test_book_account(tmp_path):
+    """Account 0 of the backtest's synthetic book: perpetual positions at the last embedded close."""
+    acc = prove_cli.load_account(None, book_index=0)
+    assert list(acc.collateral["name"]) == ["USDC"] and len(acc.positions) >= 1
+    assert all(n.endswith("-PERP") for n in acc.positions["name"])
