@@ -28,7 +28,9 @@ Training
 
 Horizon
     One model per horizon: ``horizon`` is a constructor argument and ``forecast(..., horizon)`` must be given the
-    same value (``ValueError`` otherwise). Train one model per h (the evaluation app does).
+    same value (``ValueError`` otherwise). Train one model per h (the evaluation app does). Optionally
+    ``aux_horizons`` adds auxiliary output heads (other horizons, loss weight ``aux_weight``) that share the trunk
+    during training (multi-task regularisation); forecasts always come from the main head.
 
 Inputs
     ``fit`` / ``forecast`` take ``{asset: features}`` frames from ``predictive.features.build_features`` (columns
@@ -95,6 +97,8 @@ class RegimeNetConfig:
     val_frac: float = 0.15
     seed: int = 0
     n_ensemble: int = 1
+    aux_horizons: tuple[int, ...] = ()  # extra training heads (multi-task); forecasts use the main head only
+    aux_weight: float = 0.5             # loss weight of each auxiliary head (main head: 1)
 
 
 def mixture_nll(y: jax.Array, logw: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -110,41 +114,49 @@ def qlike(proxy: jax.Array, var: jax.Array) -> jax.Array:
 
 
 class RegimeNetwork(nnx.Module):
-    """Window (N, L, F) float64 + asset ids (N,) int + anchor log-variance (N,) -> (log-weights, log-variances) (N, K)."""
+    """Window (N, L, F) float64, asset ids (N,) int, anchor log-variances (N, H) -> log-weights, log-variances (N, H, K).
+
+    ``H = n_heads`` output heads share the trunk (head 0: the model's horizon; others: auxiliary horizons).
+    """
 
     def __init__(self, lookback: int, n_features: int, n_assets: int, n_regimes: int, hidden: int,
-                 embed_dim: int, *, rngs: nnx.Rngs):
+                 embed_dim: int, *, rngs: nnx.Rngs, n_heads: int = 1):
+        self.n_heads, self.n_regimes = n_heads, n_regimes
         dt = jnp.float64
         self.embed = nnx.Embed(n_assets, embed_dim, param_dtype=dt, dtype=dt, rngs=rngs)
         self.l1 = nnx.Linear(lookback * n_features + embed_dim, hidden, param_dtype=dt, dtype=dt, rngs=rngs)
         self.l2 = nnx.Linear(hidden, hidden, param_dtype=dt, dtype=dt, rngs=rngs)
-        self.logits = nnx.Linear(hidden, n_regimes, param_dtype=dt, dtype=dt, rngs=rngs)
-        self.scale = nnx.Linear(hidden, n_regimes, param_dtype=dt, dtype=dt, rngs=rngs,
+        self.logits = nnx.Linear(hidden, n_heads * n_regimes, param_dtype=dt, dtype=dt, rngs=rngs)
+        self.scale = nnx.Linear(hidden, n_heads * n_regimes, param_dtype=dt, dtype=dt, rngs=rngs,
                                 kernel_init=nnx.initializers.zeros)
         # initial regime offsets in log-variance: spread around the anchor (calm .. stressed)
         init = np.linspace(-0.7, 0.7, n_regimes) if n_regimes > 1 else np.zeros(1)
         raw = np.concatenate([init[:1], np.log(np.expm1(np.maximum(np.diff(init), 1e-3)))])
-        self.offset = nnx.Param(jnp.asarray(raw, dtype=dt))
+        self.offset = nnx.Param(jnp.asarray(np.tile(raw, (n_heads, 1)), dtype=dt))
 
     def __call__(self, x: jax.Array, asset: jax.Array, anchor: jax.Array) -> tuple[jax.Array, jax.Array]:
         n = x.shape[0]
         z = jnp.concatenate([x.reshape(n, -1), self.embed(asset)], axis=-1)
         z = nnx.gelu(self.l1(z))
         z = nnx.gelu(self.l2(z)) + z  # residual keeps a near-linear (HAR-like) path easy to learn
-        logw = jax.nn.log_softmax(self.logits(z), axis=-1)
+        shape = (n, self.n_heads, self.n_regimes)
+        logw = jax.nn.log_softmax(self.logits(z).reshape(shape), axis=-1)
         # ordered log-variances: v_1 = anchor + a_1 + u_1(z), v_k = v_{k-1} + softplus(a_k + u_k(z)), so regime 1
         # is always the calmest (identifiable regimes; ensemble members' regimes line up)
-        pre = self.offset[...][None, :] + self.scale(z)
-        steps = jnp.concatenate([pre[:, :1], jax.nn.softplus(pre[:, 1:])], axis=-1)
-        logvar = anchor[:, None] + jnp.cumsum(steps, axis=-1)
+        pre = self.offset[...][None] + self.scale(z).reshape(shape)
+        steps = jnp.concatenate([pre[..., :1], jax.nn.softplus(pre[..., 1:])], axis=-1)
+        logvar = anchor[..., None] + jnp.cumsum(steps, axis=-1)
         return logw, logvar
 
 
-def _loss(model: RegimeNetwork, x, a, anchor, y, proxy, qlike_weight):
+def _loss(model: RegimeNetwork, x, a, anchor, y, proxy, qlike_weight, head_weights):
+    """Mean over samples of sum_j head_weights[j] * (mixture NLL + qlike_weight * QLIKE) of head j; y, proxy (N, H)."""
     logw, logvar = model(x, a, anchor)
-    nll = mixture_nll(y, logw, logvar)
+    n, H, K = logw.shape
+    nll = mixture_nll(y.reshape(-1), logw.reshape(-1, K), logvar.reshape(-1, K)).reshape(n, H)
     var = jnp.exp(jax.nn.logsumexp(logw + logvar, axis=-1))
-    return jnp.mean(nll + qlike_weight * qlike(proxy, var))
+    per_head = jnp.mean(nll + qlike_weight * qlike(proxy, var), axis=0)
+    return jnp.sum(per_head * head_weights)
 
 
 class RegimeNet(VolatilityModel):
@@ -168,6 +180,8 @@ class RegimeNet(VolatilityModel):
             kwargs["features"] = tuple((str(c), str(t)) for c, t in kwargs["features"])
         elif "features" in kwargs:
             kwargs.pop("features")
+        if kwargs.get("aux_horizons") is not None:
+            kwargs["aux_horizons"] = tuple(int(x) for x in kwargs["aux_horizons"])
         self.config = cfg = RegimeNetConfig(**kwargs)
         for field, value, ok in (("horizon", cfg.horizon, cfg.horizon >= 1),
                                  ("n_regimes", cfg.n_regimes, cfg.n_regimes >= 1),
@@ -176,7 +190,9 @@ class RegimeNet(VolatilityModel):
                                  ("max_epochs", cfg.max_epochs, cfg.max_epochs >= 1),
                                  ("batch_size", cfg.batch_size, cfg.batch_size >= 1),
                                  ("val_frac", cfg.val_frac, 0.0 < cfg.val_frac < 1.0),
-                                 ("qlike_weight", cfg.qlike_weight, cfg.qlike_weight >= 0.0)):
+                                 ("qlike_weight", cfg.qlike_weight, cfg.qlike_weight >= 0.0),
+                                 ("aux_horizons", cfg.aux_horizons, all(x >= 1 for x in cfg.aux_horizons)),
+                                 ("aux_weight", cfg.aux_weight, cfg.aux_weight >= 0.0)):
             if not ok:
                 raise ValueError(f"RegimeNet: invalid {field}={value!r}")
         for col, tr in cfg.features:
@@ -185,7 +201,8 @@ class RegimeNet(VolatilityModel):
                                  f"got {tr!r}")
         self.horizon = cfg.horizon
         self.n_regimes = cfg.n_regimes
-        self.min_history = cfg.lookback + cfg.horizon + 50
+        self.heads = (cfg.horizon,) + tuple(x for x in cfg.aux_horizons if x != cfg.horizon)
+        self.min_history = cfg.lookback + max(self.heads) + 50
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = int(checkpoint_every)
         self.resume = bool(resume)
@@ -285,9 +302,11 @@ class RegimeNet(VolatilityModel):
         xs, ids, anchors, ys, vs, dates = [], [], [], [], [], []
         for i, (asset, f) in enumerate(features.items()):
             w = self._windows(self._standardise(raws[asset]))
-            fr, fv = self._targets(f, h)
-            anc = self._anchor(f, h)
-            ok = np.isfinite(fr) & np.isfinite(fv) & (fv > 0) & np.isfinite(anc)
+            tg = [self._targets(f, hh) for hh in self.heads]
+            fr = np.stack([t[0] for t in tg], axis=1)  # (T, H)
+            fv = np.stack([t[1] for t in tg], axis=1)
+            anc = np.stack([self._anchor(f, hh) for hh in self.heads], axis=1)
+            ok = (np.isfinite(fr) & np.isfinite(fv) & (fv > 0) & np.isfinite(anc)).all(axis=1)
             ok[: cfg.lookback - 1] = False  # only full windows for training
             xs.append(w[ok]), ids.append(np.full(ok.sum(), i)), anchors.append(anc[ok])
             ys.append(fr[ok]), vs.append(fv[ok]), dates.append(f.index.to_numpy()[ok])
@@ -297,7 +316,7 @@ class RegimeNet(VolatilityModel):
         cut = udates[int(len(udates) * (1.0 - cfg.val_frac))]
         val = D >= cut
         # embargo: a training target r_{t+1..t+h} must end before the validation block starts
-        embargo = udates[max(int(len(udates) * (1.0 - cfg.val_frac)) - h, 0)]
+        embargo = udates[max(int(len(udates) * (1.0 - cfg.val_frac)) - max(self.heads), 0)]
         train = D < embargo
         if train.sum() < cfg.batch_size or val.sum() < 1:
             raise InsufficientDataError(
@@ -318,7 +337,8 @@ class RegimeNet(VolatilityModel):
     def _train_one(self, seed, data_tr, data_va, n_assets, n_features, member=0):
         cfg = self.config
         model = RegimeNetwork(cfg.lookback, n_features, n_assets, cfg.n_regimes, cfg.hidden, cfg.embed_dim,
-                              rngs=nnx.Rngs(seed))
+                              rngs=nnx.Rngs(seed), n_heads=len(self.heads))
+        head_w = jnp.asarray([1.0] + [cfg.aux_weight] * (len(self.heads) - 1))
         graphdef, params = nnx.split(model, nnx.Param)
         n_tr = int(data_tr[0].shape[0])
         bs = min(cfg.batch_size, n_tr)
@@ -333,7 +353,7 @@ class RegimeNet(VolatilityModel):
         qw = float(cfg.qlike_weight)
 
         def loss_fn(p, batch):
-            return _loss(nnx.merge(graphdef, p), *batch, qw)
+            return _loss(nnx.merge(graphdef, p), *batch, qw, head_w)
 
         @jax.jit
         def run_epoch(p, s, perm):
@@ -421,10 +441,11 @@ class RegimeNet(VolatilityModel):
                 raise ValueError(f"RegimeNet: asset {asset!r} was not in the training set {self.assets_}")
             x = jnp.asarray(self._windows(self._standardise(self._raw_matrix(f))))
             a = jnp.full((len(f),), self.assets_.index(asset))
-            anc = jnp.asarray(self._anchor(f, self.horizon))
+            anc = jnp.asarray(np.stack([self._anchor(f, hh) for hh in self.heads], axis=1))
             ws, vs = [], []
             for model in self.members_:
                 logw, logvar = _apply(model, x, a, anc)
+                logw, logvar = logw[:, 0], logvar[:, 0]  # main head (the model's horizon)
                 ws.append(np.exp(np.asarray(logw)) / len(self.members_))
                 vs.append(np.exp(np.asarray(logvar)))
             out[asset] = (np.concatenate(ws, axis=1), np.concatenate(vs, axis=1))

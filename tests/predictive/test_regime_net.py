@@ -128,3 +128,14 @@ def test_bad_inputs_raise(fitted, feats):
         RegimeNet(horizon=1, **TINY).fit({"BTC": feats["BTC"].iloc[:40]})
     with pytest.raises(RuntimeError, match="fit"):
         RegimeNet(horizon=1, **TINY).forecast(feats, 1)
+
+
+def test_auxiliary_heads_train_and_forecast_from_the_main_head(feats):
+    m = RegimeNet(horizon=2, seed=3, aux_horizons=[1, 4], **dict(TINY, max_epochs=2)).fit(feats)
+    assert m.heads == (2, 1, 4) and m.members_[0].n_heads == 3
+    fc = m.forecast(feats, 2)["ETH"]
+    w, v = m.predict_mixture(feats)["ETH"]
+    assert w.shape == (len(feats["ETH"]), 2)
+    np.testing.assert_allclose(fc.variance, (w * v).sum(axis=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="aux_horizons"):
+        RegimeNet(aux_horizons=[0])
