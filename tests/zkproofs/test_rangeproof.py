@@ -242,3 +242,15 @@ def test_every_bit_flip_rejected_n16_m2(ark, ark_gens):
     raw = proof.to_bytes()
     for i, bit, bad in _flip_all(raw):
         assert not verify_range(bad, ark, ark_gens, Transcript(b"s"), V, 16)
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__import__("zkproofs").__file__).parent / "data")
+                                        .glob("*.rp.json")), ids=lambda p: p.name)
+def test_stored_range_proofs_keep_verifying(ark, ark_gens, path):
+    """Stored v1 range proofs (one made with py_ecc) keep verifying with arkworks; a flipped last byte does not."""
+    obj = json.loads(path.read_text())
+    raw = bytes.fromhex(obj["proof"])
+    V = [bytes.fromhex(c) for c in obj["commitments"]]
+    assert verify_range(raw, ark, ark_gens, Transcript(obj["label"].encode()), V, obj["n"])
+    assert not verify_range(raw[:-1] + bytes([raw[-1] ^ 1]), ark, ark_gens, Transcript(obj["label"].encode()), V,
+                            obj["n"])

@@ -7,12 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
-from zkproofs import CrossVenueStatement, MarginStatement, prove_cross_venue, prove_equity_covers_margin, prove_margin
+from zkproofs import (
+    CrossVenueStatement,
+    MarginStatement,
+    Transcript,
+    get_backend,
+    get_generators,
+    prove_cross_venue,
+    prove_equity_covers_margin,
+    prove_margin,
+    prove_range,
+)
+from zkproofs.rangeproof import random_scalar
 
 HERE = Path(__file__).parent
 
 
-def main() -> None:
+def main(range_only: bool = False) -> None:
+    if range_only:
+        return _range_fixtures()
     b = prove_equity_covers_margin(25_000.50, 18_250.25, scale=100)
     (HERE / "equity_v1.json").write_text(json.dumps(b.to_json(), indent=1))
     rng = np.random.default_rng(2026)
@@ -25,7 +38,19 @@ def main() -> None:
                              scenario_bits=64, venue_names=("venue-a", "venue-b"))
     b = prove_cross_venue(cv, [10_000], [[3, -4, 5], [-6, 7, 8]])
     (HERE / "cross_venue_v1.json").write_text(json.dumps(b.to_json(), indent=1))
+    _range_fixtures()
+
+
+def _range_fixtures() -> None:
+    for backend, n, values in (("arkworks", 64, [2**64 - 1, 0, 123456789]), ("pyecc", 8, [200])):
+        be = get_backend(backend)
+        p, V = prove_range(be, get_generators(be), Transcript(b"fixture"), values, [random_scalar() for _ in values], n)
+        obj = {"label": "fixture", "n": n, "commitments": [c.hex() for c in V], "proof": p.to_bytes().hex(),
+               "made_with": backend}
+        (HERE / f"rangeproof_{backend}_n{n}_v1.rp.json").write_text(json.dumps(obj, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(range_only="--range-only" in sys.argv)
