@@ -389,7 +389,7 @@ _SHARDED_CACHE: dict = {}
 
 
 def _sharded_fn(mesh):
-    key = id(mesh)
+    key = mesh  # Mesh is hashable; keying by id() could alias a collected mesh
     if key not in _SHARDED_CACHE:
         _SHARDED_CACHE[key] = jax.jit(jax.shard_map(
             _portfolio_kernel, mesh=mesh, in_specs=(P("accounts", None), P("accounts"), P()),
