@@ -263,11 +263,17 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     policies = [make_policy(p) for p in pcfgs]
     needed = sorted({getattr(getattr(p, "inner", p), "model", None) for p in policies} - {None})
     train_secs: dict[str, float] = {}
+    cache = _cache_path(cfg, needed, dates)
+    if forecasts is None and cache is not None and cache.exists():
+        forecasts = _load_forecasts(cache)
+        log.info("forecasts loaded from %s", cache)
     if forecasts is None:
         models, train_secs = train_models(cfg, features, needed)
         t0 = time.perf_counter()
         forecasts = forecast_arrays(models, features, dates, horizon)
         timings["forecast_s"] = time.perf_counter() - t0
+        if cache is not None:
+            _save_forecasts(cache, forecasts)
     else:
         forecasts = {k: v for k, v in forecasts.items()}
     timings.update({f"train_{k}_s": v for k, v in train_secs.items()})
@@ -349,6 +355,40 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         if cfg.plot:
             _plots(out_dir, sdates, assets, paths, losses, sim, windows)
     return metrics
+
+
+def _cache_path(cfg, needed, dates) -> Path | None:
+    """``cfg.forecast_cache`` dir + a key of everything the forecasts depend on (None: no cache)."""
+    import hashlib
+
+    if not cfg.get("forecast_cache"):
+        return None
+    key = json.dumps({"models": {m: OmegaConf.to_container(cfg.models, resolve=True).get(m) for m in needed},
+                      "train_end": str(cfg.train_end), "horizon": int(cfg.horizon), "seed": int(cfg.seed),
+                      "assets": [str(a) for a in cfg.assets], "data": OmegaConf.to_container(cfg.data, resolve=True),
+                      "dates": [str(dates[0]), str(dates[-1]), len(dates)]}, sort_keys=True)
+    return Path(cfg.forecast_cache) / f"forecasts_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def _save_forecasts(path: Path, forecasts) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, fc in forecasts.items():
+        for f in ("sigma", "q_lo", "q_hi", "p_high"):
+            if getattr(fc, f) is not None:
+                arrays[f"{name}.{f}"] = getattr(fc, f)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load_forecasts(path: Path) -> dict:
+    from margin.policies import ForecastArrays
+
+    z = np.load(path)
+    names = sorted({k.split(".")[0] for k in z.files})
+    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
+                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
 
 
 def _json_default(x):

@@ -14,7 +14,7 @@ def result(tmp_path_factory):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="backtest", overrides=[
             "book=tiny", "book.n_accounts=150", "policy=predictive", "policy.model=ewma", "policy.name=pred_ewma",
-            "compare=[static,reactive_apc]", "start=2022-01-01", "eval_start=2022-02-01", "end=2022-12-31",
+            "policy.buffer=0.25", "policy.floor=true", "compare=[static,reactive]", "start=2022-01-01", "eval_start=2022-02-01", "end=2022-12-31",
             "train_end=2021-12-31", "data.use_hourly=false", "data.use_funding=false", "dtype=float64",
             "~oracle_study.oracles.twap_3d"])
     return run_backtest(cfg, out), out
@@ -22,7 +22,7 @@ def result(tmp_path_factory):
 
 def test_outputs(result):
     m, out = result
-    assert set(m["policies"]) == {"pred_ewma", "static_deribit", "reactive_ewma+floor+buf0.25"}
+    assert set(m["policies"]) == {"pred_ewma+floor+buf0.25", "static_deribit", "reactive_ewma"}
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["policies"].keys() == m["policies"].keys()
     report = (out / "report.md").read_text()
@@ -45,4 +45,28 @@ def test_metrics_consistent(result):
     assert s["avg_im_fraction"] == pytest.approx((0.16 + 0.18) / 2)
     assert s["procyclicality"]["BTC"]["max_increase_30d"] == 0.0
     assert set(m["oracle_study"]) == {"policy", "spot", "lagged_1d"}
-    assert m["targets"] and "pred_ewma" in m["targets"]
+    assert m["targets"] and "pred_ewma+floor+buf0.25" in m["targets"]
+    # the floored, buffered policy never asks less than the plain EWMA quantile policy (same forecasts)
+    pe, re_ = m["policies"]["pred_ewma+floor+buf0.25"], m["policies"]["reactive_ewma"]
+    assert pe["avg_im_fraction"] >= re_["avg_im_fraction"] * 0.99
+
+
+def test_aggregate(result, tmp_path):
+    from experiments.aggregate_backtest import collect, main, pareto_front
+
+    m, out = result
+    df = collect(out.parent)
+    assert set(df["policy"]) == set(m["policies"])
+    main([str(out.parent), "--out", str(tmp_path)])
+    assert (tmp_path / "pareto.png").stat().st_size > 1000 and (tmp_path / "comparison.md").exists()
+    cost = np.array([1.0, 2.0, 3.0, 2.0])
+    loss = np.array([3.0, 1.0, 0.5, 2.0])
+    assert pareto_front(cost, loss).tolist() == [True, True, True, False]
+
+
+def test_launcher_configs():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="backtest", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        assert cfg.hydra.launcher.cpus_per_task == 2 and "SlurmLauncher" in cfg.hydra.launcher._target_
+        cfg = compose(config_name="backtest", overrides=["hydra/launcher=joblib_local"], return_hydra_config=True)
+        assert cfg.hydra.launcher.n_jobs == 2
