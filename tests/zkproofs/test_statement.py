@@ -272,3 +272,29 @@ def test_direct_verifier_calls_with_hostile_arguments_are_typed(margin_case):
                                       raise_on_failure=True, **kwargs)
     assert zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, b"\x00" * 10) is False
     assert zkproofs.verify_statement("margin", st.to_json(), st.claims(), flat, 12345) is False
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=hst.integers(0, 2**32 - 1), buffer=hst.integers(0, 5_000))
+def test_prover_succeeds_exactly_when_the_integer_reference_holds(seed, buffer):
+    """Random small accounts: a proof exists (and verifies) iff every scenario surplus computed with plain Python
+    integers lies in [0, 2^32); otherwise the prover refuses with StatementError."""
+    rng = np.random.default_rng(seed)
+    K, J, S = 1 + seed % 2, 1 + seed % 3, 1 + seed % 4
+    L = rng.integers(-300, 300, size=(J, S))
+    prices = [int(x) for x in rng.integers(0, 50, size=K)]
+    bal = [int(x) for x in rng.integers(0, 200, size=K)]
+    pos = [int(x) for x in rng.integers(-20, 20, size=J)]
+    st = MarginStatement(prices, L, buffer, collateral_bits=16, position_bits=8, scenario_bits=32)
+    ok_ref = all(0 <= v < 2**32 for v in _surplus(prices, L, buffer, bal, pos))
+    try:
+        b = prove_margin(st, bal, pos)
+    except StatementError:
+        assert not ok_ref
+        return
+    assert ok_ref
+    assert verify_bundle(b.to_json())
