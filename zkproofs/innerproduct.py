@@ -83,6 +83,8 @@ def ipa_prove(
     if not (N == len(b) == len(G) == len(H) == len(g_factors) == len(h_factors)) or N & (N - 1) or N == 0:
         raise ValueError("ipa_prove: lengths must be equal powers of two")
     transcript.append_u64(b"ipp-dom-sep", N)
+    if mode in ("msm", "hybrid") and hasattr(backend, "native_scalars"):
+        return _ipa_prove_native(backend, transcript, Q, g_factors, h_factors, G, H, a, b, mode, switch_at)
     a, b = list(a), list(b)
     Ls: list[bytes] = []
     Rs: list[bytes] = []
@@ -171,6 +173,69 @@ def ipa_prove(
     else:
         raise ValueError(f"unknown IPA prover mode {mode!r}")
     return InnerProductProof(tuple(Ls), tuple(Rs), a[0], b[0])
+
+
+def _ipa_prove_native(backend, transcript, Q, g_factors, h_factors, G, H, a, b, mode, switch_at):
+    """The "msm"/"hybrid" prover with scalars kept as the backend's native field elements (arkworks ``Scalar``:
+    a product costs ~0.3 us against ~1.3 us for a 255-bit Python int product mod r plus its conversion at the
+    MSM boundary; measured in experiments/bench_proofs.py). Produces the same proof as the int path (tested)."""
+    ns = backend.native_scalars
+    msm = backend.msm_native
+    par = backend.map_parallel
+    enc = backend.encode
+    zero, one = ns([0, 1])
+    N = len(a)
+    a, b = ns(list(a)), ns(list(b))
+    cg, ch = ns(list(g_factors)), ns(list(h_factors))
+    G, H = list(G), list(H)
+    M = n = N
+    Ls: list[bytes] = []
+    Rs: list[bytes] = []
+    while n > 1:
+        if mode == "hybrid" and n <= switch_at and M >= 8 * n:
+            def fold_one(args, _G=G, _H=H, _cg=cg, _ch=ch, _n=n, _M=M):
+                which, i = args
+                idx = range(i, _M, _n)
+                if which == 0:
+                    return msm([_G[j] for j in idx], [_cg[j] for j in idx])
+                return msm([_H[j] for j in idx], [_ch[j] for j in idx])
+
+            folded = par(fold_one, [(0, i) for i in range(n)] + [(1, i) for i in range(n)])
+            G, H = folded[:n], folded[n:]
+            cg, ch = [one] * n, [one] * n
+            M = n
+        h = n // 2
+        c_L = sum((x * y for x, y in zip(a[:h], b[h:])), zero)
+        c_R = sum((x * y for x, y in zip(a[h:], b[:h])), zero)
+        lp, ls, rp, rs = [], [], [], []
+        for base in range(0, M, n):
+            lo, mid, hi = base, base + h, base + n
+            lp += G[mid:hi]
+            ls += [x * y for x, y in zip(a, cg[mid:hi])]
+            lp += H[lo:mid]
+            ls += [x * y for x, y in zip(b[h:], ch[lo:mid])]
+            rp += G[lo:mid]
+            rs += [x * y for x, y in zip(a[h:], cg[lo:mid])]
+            rp += H[mid:hi]
+            rs += [x * y for x, y in zip(b, ch[mid:hi])]
+        lp.append(Q); ls.append(c_L)
+        rp.append(Q); rs.append(c_R)
+        Lpt, Rpt = par(lambda ps: msm(ps[0], ps[1]), [(lp, ls), (rp, rs)])
+        Ls.append(enc(Lpt)); Rs.append(enc(Rpt))
+        transcript.append_message(b"L", Ls[-1])
+        transcript.append_message(b"R", Rs[-1])
+        (u,) = ns([transcript.challenge_scalar(b"u")])
+        ui = u.inverse()
+        a = [a[i] * u + a[i + h] * ui for i in range(h)]
+        b = [b[i] * ui + b[i + h] * u for i in range(h)]
+        for base in range(0, M, n):
+            lo, mid, hi = base, base + h, base + n
+            cg[lo:mid] = [x * ui for x in cg[lo:mid]]
+            cg[mid:hi] = [x * u for x in cg[mid:hi]]
+            ch[lo:mid] = [x * u for x in ch[lo:mid]]
+            ch[mid:hi] = [x * ui for x in ch[mid:hi]]
+        n = h
+    return InnerProductProof(tuple(Ls), tuple(Rs), int(a[0]), int(b[0]))
 
 
 def ipa_verification_scalars(

@@ -254,3 +254,19 @@ def test_stored_range_proofs_keep_verifying(ark, ark_gens, path):
     assert verify_range(raw, ark, ark_gens, Transcript(obj["label"].encode()), V, obj["n"])
     assert not verify_range(raw[:-1] + bytes([raw[-1] ^ 1]), ark, ark_gens, Transcript(obj["label"].encode()), V,
                             obj["n"])
+
+
+@pytest.mark.parametrize("mode", ["msm", "hybrid"])
+def test_native_scalar_ipa_equals_int_ipa(ark, pyecc, ark_gens, mode):
+    """The arkworks prover keeps scalars as native ``Scalar`` objects; py_ecc runs the plain-int path. Same
+    inputs, same transcript: identical proofs."""
+    N = 8
+    gp = get_generators(pyecc)
+    a = [secrets.randbelow(R) for _ in range(N)]
+    b = [secrets.randbelow(R) for _ in range(N)]
+    hf = [secrets.randbelow(R - 1) + 1 for _ in range(N)]
+    pa = ipa_prove(ark, Transcript(b"n"), ark_gens.B, [1] * N, hf, ark_gens.G(N), ark_gens.H(N), a, b, mode=mode,
+                   switch_at=1 if mode == "msm" else 2)
+    pp = ipa_prove(pyecc, Transcript(b"n"), gp.B, [1] * N, hf, gp.G(N), gp.H(N), a, b, mode=mode,
+                   switch_at=1 if mode == "msm" else 2)
+    assert pa == pp
