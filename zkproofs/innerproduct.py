@@ -17,7 +17,8 @@ so that P <- P + u^2 L + u^-2 R. Two provers compute the same proof:
 * ``"hybrid"``: ``"msm"`` for the first rounds, then (current length <= ``switch_at``) materialises the folded
   generators with one MSM each and continues with ``"msm"`` over them (fewer points per later round).
 
-All scalar arithmetic is on Python ints mod r; L and R are computed concurrently on the backend's thread pool.
+Scalar arithmetic: Python ints mod r, except the arkworks "msm"/"hybrid" prover, which keeps native ``Scalar``
+objects (:func:`_ipa_prove_native`). L and R are computed concurrently on the backend's thread pool.
 """
 from __future__ import annotations
 
