@@ -4,7 +4,8 @@
 
 Reads every ``metrics.json`` under the directory (one per Hydra job; each may hold several policies), writes
 ``comparison.md``, ``comparison.csv`` and ``pareto.png`` (into ``--out``, default the sweep directory) and prints
-the table. A policy is on the Pareto frontier when no other has both lower average margin and lower bad debt.
+the table. A policy is on the Pareto frontier when no other has both lower average margin and lower bad debt
+(both over the evaluation period, ``eval_start .. end``).
 """
 from __future__ import annotations
 
@@ -36,8 +37,7 @@ def collect(root: str | Path) -> pd.DataFrame:
                 "bad_debt_usd": b["bad_debt_usd"], "stress_bad_debt_usd": r["stress_bad_debt_usd"],
                 "fund_min_usd": b["fund_min"]})
     df = pd.DataFrame(rows)
-    df["pareto"] = pareto_front(df["avg_im_fraction"].to_numpy(), df["stress_bad_debt_usd"].to_numpy()
-                                + df["bad_debt_usd"].to_numpy())
+    df["pareto"] = pareto_front(df["avg_im_fraction"].to_numpy(), df["bad_debt_usd"].to_numpy())
     return df
 
 
@@ -74,14 +74,14 @@ def pareto_plot(df: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 6))
-    loss = (df["bad_debt_usd"] + df["stress_bad_debt_usd"]) / 1e6
+    loss = df["bad_debt_usd"] / 1e6
     ax.scatter(100 * df["avg_im_fraction"], loss, c=np.where(df["pareto"], "tab:red", "tab:blue"))
     for (_, r), y in zip(df.iterrows(), loss):
         ax.annotate(f"{r['policy']} [{r['job']}]", (100 * r["avg_im_fraction"], y), fontsize=6)
     front = df.assign(loss=loss)[df["pareto"]].sort_values("avg_im_fraction")
     ax.plot(100 * front["avg_im_fraction"], front["loss"], "r--", lw=1, label="Pareto frontier")
     ax.set_xlabel("average IM (% of notional), evaluation period")
-    ax.set_ylabel("bad debt: evaluation period + stress windows (USD m)")
+    ax.set_ylabel("bad debt over the evaluation period (USD m)")
     ax.set_title("Bad debt vs average margin")
     ax.legend()
     fig.tight_layout()
