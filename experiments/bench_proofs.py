@@ -69,6 +69,13 @@ def run_bench(cfg: DictConfig) -> dict:
     res["setup_generators_ms"] = (time.perf_counter() - t) * 1e3
     res["setup_generators_n"] = 2 * N_max + 2
 
+    # machine calibration: the library's own MSM and scalar multiplication speed in this run (one thread)
+    for k in (2, 64, 2048):
+        pts = g.G(k)
+        sc = ark.native_scalars([secrets.randbelow(R) for _ in range(k)])
+        me = ark._G1.multiexp_unchecked
+        res[f"msm_{k}_ms"], _ = _median_ms(lambda: me(pts, sc), cfg.repeats)
+
     # 64-bit single proof
     res["prove64_ms"], (p, V) = _median_ms(lambda: _single(ark, g, 64), cfg.repeats)
     res["verify64_ms"], ok = _median_ms(lambda: verify_range(p, ark, g, Transcript(b"bench"), V, 64), cfg.repeats)
@@ -165,6 +172,9 @@ def format_table(r: dict) -> str:
     for k in sorted(k for k in r if k.startswith("ipa_")):
         _, mode, N, _ = k.split("_")
         rows.append((f"IPA prover N={N}: {mode}", _f(r[k], 0), "-"))
+    for k in (2, 64, 2048):
+        if f"msm_{k}_ms" in r:
+            rows.append((f"calibration: one arkworks MSM of {k} points (1 thread)", _f(r[f"msm_{k}_ms"], 2), "-"))
     rows.append((f"setup: {r['setup_generators_n']} generators by hash-to-curve (once)", f"{r['setup_generators_ms']:.0f} ms", "-"))
     w = max(len(x[0]) for x in rows)
     w2 = max(len(x[1]) for x in rows)

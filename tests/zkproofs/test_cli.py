@@ -66,3 +66,11 @@ def test_book_account(tmp_path):
     acc = prove_cli.load_account(None, book_index=0)
     assert list(acc.collateral["name"]) == ["USDC"] and len(acc.positions) >= 1
     assert all(n.endswith("-PERP") for n in acc.positions["name"])
+
+
+def test_parquet_account(tmp_path):
+    df = pd.DataFrame([("collateral", "USDC", 1000.0, 1.0, 0.0), ("position", "ETH-PERP", -0.5, 3000.0, 0.0)],
+                      columns=["kind", "name", "amount", "price", "haircut"])
+    df.to_parquet(tmp_path / "a.parquet")
+    acc = prove_cli.load_account(tmp_path / "a.parquet")
+    assert acc.positions["amount"].tolist() == [-0.5] and acc.collateral["name"].tolist() == ["USDC"]
