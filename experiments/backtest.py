@@ -237,7 +237,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     """
     import jax.numpy as jnp
 
-    from margin.book import load_positions, synthetic_book
+    from margin.book import OptionGrid, load_positions, synthetic_book
     from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate
     from margin.policies import RiskInputs, make_policy
     from margin.procyclicality import largest_increase, peak_to_trough
@@ -295,7 +295,9 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
 
     bk = cfg.book
     if bk.get("positions_file"):
-        book = load_positions(bk.positions_file, assets=assets)
+        syn = bk.synthetic
+        book = load_positions(bk.positions_file, assets=assets,
+                              grid=OptionGrid(tuple(int(d) for d in syn.tenors), tuple(float(x) for x in syn.moneyness)))
     else:
         kw = OmegaConf.to_container(bk.synthetic, resolve=True)
         book = synthetic_book(int(bk.n_accounts), assets, seed=int(cfg.seed), **kw)
