@@ -269,6 +269,8 @@ def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.2
     Returns:
         value ``(T, I)``, delta ``(T, I)``, pnl ``(T, I, S)`` with I = A*J*K*2 in :class:`margin.book.OptionGrid`
         order (call then put), Black-76 via :func:`margin.pricing.black76_greeks` (forward = spot, r = 0).
+        Day by day this equals :func:`margin.span.span_scenarios` with PSR = scan_range x spot and
+        VSR = vol_scan x iv (tests/backtest/test_span_consistency.py); it is computed here for all days at once.
     """
     T, A, J, K = strike.shape
     f = spot[:, :, None, None, None]
