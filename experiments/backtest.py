@@ -555,7 +555,11 @@ def render_report(m: dict) -> str:
          f"training data (up to {c['train_end']}), which flatter the model. Book figures come from a simulation, "
          "not from a real venue: compare policies with each other, not with venue losses.", "",
          f"Evaluation period {c['eval_start']} .. {c['end']} (book opened {c['start']}); horizon "
-         f"{c['horizon']} day(s); oracle {c['oracle'].get('kind')}.", "",
+         f"{c['horizon']} day(s); oracle {c['oracle'].get('kind')}. Book: {c['book']['accounts']:,} accounts, "
+         f"perpetual notional {_usd(c['book']['perp_notional_usd'])} USD at inception "
+         f"({c['book']['long_positions']:,} long / {c['book']['short_positions']:,} short positions), "
+         f"{c['book']['option_accounts']:,} with an option spread, median target leverage "
+         f"{c['book']['median_leverage']:.1f}x; liquidated accounts re-open after a week.", "",
          "## Policies side by side", "",
          "| policy | exceptions (of 4 series) | all pass 5% | worst zone | avg IM frac | book IM/notional | "
          "max 1d / 5d / 30d increase | peak/trough | liquidations | liq. volume | bad debt (eval) | "
