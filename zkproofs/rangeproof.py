@@ -235,10 +235,8 @@ def prove_range(
     # (cheap: MSM cost grows with scalar bit length) instead of one with scalars r - 1
     ones = [G[i] for i in range(N) if aL[i]]
     zeros = [H[i] for i in range(N) if not aL[i]]
-    A_pos, A_neg, S_pt = par(lambda ps: backend.msm(ps[0], ps[1]),
-                             [([Bb] + ones, [alpha] + [1] * len(ones)), (zeros, [1] * len(zeros)),
-                              ([Bb] + G + H, [rho] + sL + sR)])
-    A_pt = backend.sub(A_pos, A_neg)
+    A_pt = backend.sub(backend.msm([Bb] + ones, [alpha] + [1] * len(ones)), backend.msm(zeros, [1] * len(zeros)))
+    S_pt = backend.msm([Bb] + G + H, [rho] + sL + sR)  # large: split over the worker threads by the backend
     A_b, S_b = enc(A_pt), enc(S_pt)
     transcript.append_message(b"A", A_b)
     transcript.append_message(b"S", S_b)
