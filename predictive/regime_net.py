@@ -99,6 +99,7 @@ class RegimeNetConfig:
     n_ensemble: int = 1
     aux_horizons: tuple[int, ...] = ()  # extra training heads (multi-task); forecasts use the main head only
     aux_weight: float = 0.5             # loss weight of each auxiliary head (main head: 1)
+    max_log_ratio: float | None = None  # bound |log s2_k - anchor| <= this (tanh squash); None = unbounded
 
 
 def mixture_nll(y: jax.Array, logw: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -120,8 +121,9 @@ class RegimeNetwork(nnx.Module):
     """
 
     def __init__(self, lookback: int, n_features: int, n_assets: int, n_regimes: int, hidden: int,
-                 embed_dim: int, *, rngs: nnx.Rngs, n_heads: int = 1):
+                 embed_dim: int, *, rngs: nnx.Rngs, n_heads: int = 1, max_log_ratio: float | None = None):
         self.n_heads, self.n_regimes = n_heads, n_regimes
+        self.max_log_ratio = None if max_log_ratio is None else float(max_log_ratio)
         dt = jnp.float64
         self.embed = nnx.Embed(n_assets, embed_dim, param_dtype=dt, dtype=dt, rngs=rngs)
         self.l1 = nnx.Linear(lookback * n_features + embed_dim, hidden, param_dtype=dt, dtype=dt, rngs=rngs)
@@ -145,7 +147,10 @@ class RegimeNetwork(nnx.Module):
         # is always the calmest (identifiable regimes; ensemble members' regimes line up)
         pre = self.offset[...][None] + self.scale(z).reshape(shape)
         steps = jnp.concatenate([pre[..., :1], jax.nn.softplus(pre[..., 1:])], axis=-1)
-        logvar = anchor[..., None] + jnp.cumsum(steps, axis=-1)
+        dev = jnp.cumsum(steps, axis=-1)
+        if self.max_log_ratio is not None:  # monotone squash keeps the order, bounds extrapolation far from data
+            dev = self.max_log_ratio * jnp.tanh(dev / self.max_log_ratio)
+        logvar = anchor[..., None] + dev
         return logw, logvar
 
 
@@ -192,7 +197,9 @@ class RegimeNet(VolatilityModel):
                                  ("val_frac", cfg.val_frac, 0.0 < cfg.val_frac < 1.0),
                                  ("qlike_weight", cfg.qlike_weight, cfg.qlike_weight >= 0.0),
                                  ("aux_horizons", cfg.aux_horizons, all(x >= 1 for x in cfg.aux_horizons)),
-                                 ("aux_weight", cfg.aux_weight, cfg.aux_weight >= 0.0)):
+                                 ("aux_weight", cfg.aux_weight, cfg.aux_weight >= 0.0),
+                                 ("max_log_ratio", cfg.max_log_ratio,
+                                  cfg.max_log_ratio is None or cfg.max_log_ratio > 0)):
             if not ok:
                 raise ValueError(f"RegimeNet: invalid {field}={value!r}")
         for col, tr in cfg.features:
@@ -337,7 +344,7 @@ class RegimeNet(VolatilityModel):
     def _train_one(self, seed, data_tr, data_va, n_assets, n_features, member=0):
         cfg = self.config
         model = RegimeNetwork(cfg.lookback, n_features, n_assets, cfg.n_regimes, cfg.hidden, cfg.embed_dim,
-                              rngs=nnx.Rngs(seed), n_heads=len(self.heads))
+                              rngs=nnx.Rngs(seed), n_heads=len(self.heads), max_log_ratio=cfg.max_log_ratio)
         head_w = jnp.asarray([1.0] + [cfg.aux_weight] * (len(self.heads) - 1))
         graphdef, params = nnx.split(model, nnx.Param)
         n_tr = int(data_tr[0].shape[0])

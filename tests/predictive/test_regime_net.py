@@ -130,12 +130,16 @@ def test_bad_inputs_raise(fitted, feats):
         RegimeNet(horizon=1, **TINY).forecast(feats, 1)
 
 
-def test_auxiliary_heads_train_and_forecast_from_the_main_head(feats):
-    m = RegimeNet(horizon=2, seed=3, aux_horizons=[1, 4], **dict(TINY, max_epochs=2)).fit(feats)
+def test_auxiliary_heads_and_bounded_regime_variances(feats):
+    m = RegimeNet(horizon=2, seed=3, aux_horizons=[1, 4], max_log_ratio=0.5,
+                  **dict(TINY, max_epochs=2)).fit(feats)
     assert m.heads == (2, 1, 4) and m.members_[0].n_heads == 3
     fc = m.forecast(feats, 2)["ETH"]
     w, v = m.predict_mixture(feats)["ETH"]
     assert w.shape == (len(feats["ETH"]), 2)
     np.testing.assert_allclose(fc.variance, (w * v).sum(axis=1), rtol=1e-12)
+    # every regime variance within a factor exp(0.5) of the anchor 2 * rv_7 (HAR-like level)
+    dev = np.log(v) - m._anchor(feats["ETH"], 2)[:, None]
+    assert np.all(np.abs(dev) <= 0.5 + 1e-12)
     with pytest.raises(ValueError, match="aux_horizons"):
         RegimeNet(aux_horizons=[0])
