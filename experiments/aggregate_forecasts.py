@@ -10,6 +10,7 @@ seed-averaged table per (model, horizon, asset). Writes ``forecasts.csv``, ``for
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,8 +24,9 @@ _COLS = ["qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_
 def collect(root: str | Path) -> pd.DataFrame:
     """Rows of every ``metrics.json`` below ``root`` written by :mod:`experiments.forecast`.
 
-    Columns: run (directory relative to root), model, seed, horizon, refit_every, test_start, test_end, asset,
-    role ("model" for the run's model, "baseline" for a baseline evaluated in the same run), n and the losses.
+    Columns: run (directory relative to root), model, config_id (hash of that model's config, so that two
+    configurations of one model are not averaged together; "default" when a run did not record it), seed,
+    horizon, refit_every, test_start, test_end, asset, role ("model" for the run's model, "baseline" for a baseline evaluated in the same run), n and the losses.
 
     Raises:
         FileNotFoundError: no metrics.json below ``root``.
@@ -38,11 +40,17 @@ def collect(root: str | Path) -> pd.DataFrame:
         m = json.loads(f.read_text())
         if "table" not in m or "model" not in m:
             continue
+        configs = dict(m.get("configs") or {})
+        configs.setdefault(m["model"], m.get("model_config"))
         for rec in m["table"]:
-            row = {"run": str(f.parent.relative_to(root)), "model": rec["model"], "seed": m["seed"],
+            own = rec["model"] == m["model"]
+            conf = configs.get(rec["model"])
+            cfg_id = hashlib.sha1(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:8] if conf else "default"
+            row = {"run": str(f.parent.relative_to(root)), "model": rec["model"], "config_id": cfg_id,
+                   "seed": m["seed"],
                    "horizon": m["horizon"], "refit_every": m.get("refit_every"), "test_start": m["test_start"],
                    "test_end": m["test_end"], "asset": rec["asset"],
-                   "role": "model" if rec["model"] == m["model"] else "baseline", "n": rec["n"]}
+                   "role": "model" if own else "baseline", "n": rec["n"]}
             row.update({c: rec.get(c) for c in _COLS})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -54,7 +62,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     A baseline that is also evaluated as a run's own model is counted once per seed-run; deterministic baselines
     evaluated inside many runs are de-duplicated by (model, horizon, period, asset, seed).
     """
-    keys = ["model", "horizon", "refit_every", "test_start", "test_end", "asset"]
+    keys = ["model", "config_id", "horizon", "refit_every", "test_start", "test_end", "asset"]
     d = df.sort_values("role", ascending=False).drop_duplicates(keys + ["seed"])  # "model" rows win
     g = d.groupby(keys)
     out = g[_COLS].mean()

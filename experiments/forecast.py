@@ -139,6 +139,8 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         "dm": dm.to_dict(orient="records"),
         "walk_forward_seconds": timings,
         "model_config": OmegaConf.to_container(cfg.model, resolve=True),
+        "configs": {m: (OmegaConf.to_container(mc, resolve=True) if isinstance(mc, DictConfig) else dict(mc))
+                    for m, mc in configs.items()},
     }
     report = render_report(metrics, summary, dm)
     if output_dir is not None:
