@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 import margin
 import predictive
-from predictive.features import build_features
-from predictive.models import make_model
+from experiments import backtest
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +50,12 @@ class MarginPath:
     exceptions: dict[str, np.ndarray]     # side -> bool, loss > IM
 
 
-def load_assets(data_cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """Daily OHLCV per asset from the embedded data set or the user's files (see ``conf/data/embedded.yaml``)."""
-    paths = dict(data_cfg.get("paths") or {})
-    if data_cfg.get("path"):
-        if len(data_cfg.assets) != 1:
-            raise ValueError("data.path names one file: set data.assets to a single name, e.g. data.assets=[SOL]")
-        paths[data_cfg.assets[0]] = data_cfg.path
-    assets = list(dict.fromkeys([*data_cfg.assets, *paths]))
-    return {a: predictive.load_ohlcv(paths.get(a, a), start=data_cfg.get("start")) for a in assets}
-
-
 def _margin_fraction(variance_h: np.ndarray, coverage: float) -> np.ndarray:
     """IM fraction of notional = z(coverage) x sigma_h, sigma_h = sqrt(forecast variance of the h-day log return)."""
     return stats.norm.ppf(coverage) * np.sqrt(variance_h)
 
 
-def walk_forward(prices: dict[str, pd.DataFrame], fractions: dict[str, pd.Series], horizon: int,
+def walk_forward(closes: dict[str, pd.Series], fractions: dict[str, pd.Series], horizon: int,
                  maintenance_fraction: float) -> dict[str, MarginPath]:
     """Walk forward day by day, margining a long and a short 1x perpetual per asset with the margin kernel.
 
@@ -77,7 +67,7 @@ def walk_forward(prices: dict[str, pd.DataFrame], fractions: dict[str, pd.Series
     dates = fractions[assets[0]].index
     for a in assets[1:]:
         dates = dates.intersection(fractions[a].index)
-    closes = pd.DataFrame({a: prices[a]["close"] for a in assets})
+    closes = pd.DataFrame({a: closes[a] for a in assets})
     m = len(assets)
     positions = np.zeros((2 * m, m))
     for j in range(m):
@@ -146,30 +136,59 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def prove_last_day(path: MarginPath, prices: pd.DataFrame, horizon: int, maintenance_fraction: float,
+def prove_last_day(path: MarginPath, close: pd.Series, horizon: int, maintenance_fraction: float,
                    backend: str) -> dict:
-    """Prove and verify "equity - maintenance margin >= 0" for the long 1x account of the last test day."""
+    """Prove and verify "equity - maintenance margin >= 0" for the long 1x account of the last walk-forward day.
+
+    The account holds 1 coin long from the last origin t, collateral = notional at t; it is marked at t + h.
+    """
     import zkproofs
 
     t = path.dates[-1]
-    closes = prices["close"]
-    entry = float(closes.loc[t])
-    mark = float(closes.iloc[closes.index.get_loc(t) + horizon])
+    entry = float(close.loc[t])
+    mark = float(close.iloc[close.index.get_loc(t) + horizon])
     result = margin.perpetual_margin(np.array([[1.0]]), np.array([entry]), np.array([mark]), np.array([entry]),
                                      np.array([path.im_fraction[-1]]),
                                      np.array([path.im_fraction[-1] * maintenance_fraction]), dtype=np.float64)
     equity, mm = float(result.equity[0]), float(result.maintenance_margin[0])
     started = time.perf_counter()
-    proof = zkproofs.prove_equity_covers_margin(equity, mm, backend=backend)
+    bundle = zkproofs.prove_equity_covers_margin(equity, mm, backend=backend)
     prove_ms = (time.perf_counter() - started) * 1e3
+    public = bundle.to_json()  # what a verifier receives: no openings
     started = time.perf_counter()
-    verified = zkproofs.verify_equity_covers_margin(proof, backend=backend)
+    verified = zkproofs.verify_equity_covers_margin(public, backend=backend)
     verify_ms = (time.perf_counter() - started) * 1e3
-    return {"verified": bool(verified), "bytes": len(proof.to_bytes()), "prove_ms": prove_ms, "verify_ms": verify_ms,
-            "account": {"date": str(t.date()), "side": "long", "size_coin": 1.0}, "backend": backend}
+    return {"verified": bool(verified), "bytes": int(bundle.proof_bytes), "prove_ms": prove_ms,
+            "verify_ms": verify_ms, "backend": backend,
+            "account": {"date": str(t.date()), "side": "long", "size_coin": 1.0, "equity_usd": equity,
+                        "maintenance_margin_usd": mm}}
 
 
-def plot_paths(paths: dict[str, dict[str, MarginPath]], prices: dict[str, pd.DataFrame], out: Path) -> None:
+def prove_book_account(cfg: DictConfig, out_dir: Path) -> dict:
+    """Scenario margin-sufficiency proof (issue 6) for one account of the backtest's synthetic book.
+
+    Uses ``experiments.prove`` with ``conf/zk/cli/prove.yaml`` (SPAN-style grid) and the ``proof.backend`` group;
+    writes ``bundle.json`` (public) and ``openings.PRIVATE.json`` into ``out_dir`` and verifies the public bundle.
+    """
+    import zkproofs
+    from experiments import prove
+
+    prove_cfg = OmegaConf.load(CONF_DIR / "zk" / "cli" / "prove.yaml")
+    for key in ("defaults", "hydra"):
+        prove_cfg.pop(key, None)
+    prove_cfg.zk = OmegaConf.load(CONF_DIR / "zk" / f"{cfg.proof.backend}.yaml")
+    prove_cfg.account.book_index = int(cfg.proof.book_account)
+    prove_cfg.account.book_seed = int(cfg.seed)
+    result = prove.prove_account(prove_cfg, out_dir)
+    bundle = json.loads(Path(result["bundle"]).read_text())
+    started = time.perf_counter()
+    verified = zkproofs.verify_bundle(bundle, backend=cfg.proof.backend)
+    result.update(verified=bool(verified), verify_ms=(time.perf_counter() - started) * 1e3,
+                  book_account=int(cfg.proof.book_account))
+    return result
+
+
+def plot_paths(paths: dict[str, dict[str, MarginPath]], closes: dict[str, pd.Series], out: Path) -> None:
     """Price, both margin paths and the breaches of each policy, one panel pair per asset."""
     import matplotlib
 
@@ -181,7 +200,7 @@ def plot_paths(paths: dict[str, dict[str, MarginPath]], prices: dict[str, pd.Dat
     colours = {"reactive": "tab:orange", "predictive": "tab:blue"}
     for col, asset in enumerate(assets):
         dates = paths["reactive"][asset].dates
-        axes[0, col].plot(dates, prices[asset]["close"].reindex(dates), color="black", lw=0.8)
+        axes[0, col].plot(dates, closes[asset].reindex(dates), color="black", lw=0.8)
         axes[0, col].set_yscale("log")
         axes[0, col].set_title(f"{asset} close (USD)")
         for policy in POLICIES:
@@ -201,61 +220,97 @@ def plot_paths(paths: dict[str, dict[str, MarginPath]], prices: dict[str, pd.Dat
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict:
-    """Run the main job and return ``metrics`` (also written to ``output_dir/metrics.json``)."""
+    """Run the main job and return its metrics (also written to ``output_dir/metrics.json``)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    prices = load_assets(cfg.data)
-    features = {a: build_features(df) for a, df in prices.items()}
-    train = {a: f.loc[: cfg.train_end] for a, f in features.items()}
     horizon = int(cfg.horizon)
+    features = backtest.load_features(cfg)
+    closes = {a: f["_close"] for a, f in features.items()}
 
-    models = {
-        "reactive": make_model("ewma", lam=float(cfg.reactive.lam)),
-        "predictive": make_model(cfg.learned_model.name, seed=int(cfg.seed),
-                                 **{k: v for k, v in OmegaConf.to_container(cfg.learned_model).items()
-                                    if k not in ("name", "seed")}, horizon=horizon),
-    }
-    timings = {}
+    # 1. train every model once (EWMA, GARCH, the learned model) on rows <= train_end
+    models, fit_seconds = backtest.train_models(cfg, features, list(cfg.models))
+    forecasts = {name: model.forecast(features, horizon) for name, model in models.items()}
+
+    # 2. the walk-forward of a long and a short 1x perpetual per asset, reactive vs predictive
     fractions: dict[str, dict[str, pd.Series]] = {}
-    for policy, model in models.items():
-        started = time.perf_counter()
-        model.fit(train)
-        timings[f"{policy}_fit_s"] = time.perf_counter() - started
-        forecasts = model.forecast(features, horizon)
+    for policy, name in (("reactive", cfg.walk_forward.reactive_model),
+                         ("predictive", cfg.walk_forward.predictive_model)):
         fractions[policy] = {}
-        for asset, fc in forecasts.items():
+        for asset, fc in forecasts[name].items():
             series = pd.Series(_margin_fraction(fc.variance, cfg.coverage), index=fc.index)
-            # the h-day outcome must be known: origins end h rows before the last price
-            last_origin = prices[asset].index[-1 - horizon]
-            fractions[policy][asset] = series.loc[cfg.test_start: min(pd.Timestamp(cfg.test_end), last_origin)]
-
-    paths = {p: walk_forward(prices, fractions[p], horizon, cfg.maintenance_fraction) for p in POLICIES}
+            last_origin = closes[asset].index[-1 - horizon]  # the h-day outcome must be known
+            fractions[policy][asset] = series.loc[cfg.eval_start: min(pd.Timestamp(cfg.end), last_origin)]
+    paths = {p: walk_forward(closes, fractions[p], horizon, cfg.maintenance_fraction) for p in POLICIES}
     metrics: dict = {p: {a: summarise(path, cfg.coverage) for a, path in paths[p].items()} for p in POLICIES}
     metrics["config"] = {"horizon": horizon, "coverage": cfg.coverage, "train_end": str(cfg.train_end),
-                         "test_start": str(cfg.test_start), "test_end": str(cfg.test_end),
-                         "learned_model": cfg.learned_model.name}
-    metrics["timings"] = timings
+                         "eval_start": str(cfg.eval_start), "end": str(cfg.end),
+                         "reactive_model": cfg.walk_forward.reactive_model,
+                         "predictive_model": cfg.walk_forward.predictive_model}
+    metrics["timings"] = {f"fit_{k}_s": v for k, v in fit_seconds.items()}
+    table = format_table(metrics)
+    print(table)
+
+    # 3. the venue backtest: policies, a synthetic book, liquidations, regulators' tests (report in backtest/)
+    if cfg.backtest_enabled:
+        dates = features[cfg.assets[0]].index
+        for a in cfg.assets[1:]:
+            dates = dates.intersection(features[a].index)
+        arrays = backtest.forecast_arrays(models, features, dates[dates <= pd.Timestamp(cfg.end)], horizon)
+        started = time.perf_counter()
+        venue = backtest.run_backtest(cfg, output_dir / "backtest", forecasts=arrays)
+        metrics["timings"]["backtest_s"] = time.perf_counter() - started
+        metrics["backtest"] = {"report": "backtest/report.md", "targets": venue.get("targets")}
+
+    # 4. zero-knowledge proofs: equity >= MM for a walk-forward account; scenario sufficiency for a book account
     if cfg.proof.enabled:
         first = next(iter(paths["predictive"]))
-        metrics["proof"] = prove_last_day(paths["predictive"][first], prices[first], horizon,
+        metrics["proof"] = prove_last_day(paths["predictive"][first], closes[first], horizon,
                                           cfg.maintenance_fraction, cfg.proof.backend)
+        metrics["proof"]["account"]["asset"] = first
+        metrics["book_proof"] = prove_book_account(cfg, output_dir / "proof")
 
-    table = format_table(metrics)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-    report = [f"# Margin backtest {cfg.test_start} .. {cfg.test_end}", "",
-              f"Margin = z({cfg.coverage}) x forecast sigma of the {horizon}-day log return, long and short 1x "
-              f"perpetual per asset; an exception is an h-day loss above the IM. Reactive = EWMA "
-              f"(lambda {cfg.reactive.lam}); predictive = {cfg.learned_model.name} trained to {cfg.train_end}.", "",
-              table, ""]
-    if "proof" in metrics:
-        p = metrics["proof"]
-        report.append(f"Zero-knowledge proof that equity >= MM for the long {first} account on "
-                      f"{p['account']['date']}: verified={p['verified']}, {p['bytes']} bytes, "
-                      f"prove {p['prove_ms']:.1f} ms, verify {p['verify_ms']:.1f} ms.")
-    (output_dir / "report.md").write_text("\n".join(report) + "\n")
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    (output_dir / "report.md").write_text(render_report(metrics, cfg, table))
     if cfg.plot:
-        plot_paths(paths, prices, output_dir / "margin_paths.png")
-    print(table)
+        plot_paths(paths, closes, output_dir / "margin_paths.png")
     return metrics
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def render_report(metrics: dict, cfg: DictConfig, table: str) -> str:
+    """``report.md``: what was run, the walk-forward table, how to read it, the proofs and the backtest link."""
+    lines = [f"# predictive-margin main job: {cfg.eval_start} .. {cfg.end}", "",
+             f"Models trained on data up to {cfg.train_end}. Each day, the initial margin (IM) of a long and a short "
+             f"1x linear perpetual per asset is z({cfg.coverage}) x the forecast sigma of the {cfg.horizon}-day log "
+             f"return, as a fraction of notional; an exception (breach) is an h-day loss above that IM. Reactive = "
+             f"{cfg.walk_forward.reactive_model}, predictive = {cfg.walk_forward.predictive_model}.", "",
+             table, "",
+             "How to read it: at 99% coverage about 1% of position-days should breach. A Kupiec p-value below 0.05 "
+             "rejects 99% coverage (too many or too few breaches). Lower average margin is cheaper for traders; a "
+             "lower largest 30-day increase means gentler (less procyclical) margin calls. Breaches pool the long "
+             "and the short position (2 x days observations); per-side figures are in metrics.json.", ""]
+    if "backtest" in metrics:
+        lines += ["The venue backtest (policies with anti-procyclicality tools, a synthetic book, liquidations, "
+                  "bad debt, stress windows) is in [backtest/report.md](backtest/report.md).", ""]
+    if "proof" in metrics:
+        p, b = metrics["proof"], metrics["book_proof"]
+        lines += ["## Zero-knowledge proofs (Bulletproofs on BLS12-381)", "",
+                  f"- equity >= MM for the long 1x {p['account']['asset']} account of {p['account']['date']}: "
+                  f"verified={p['verified']}, {p['bytes']} bytes, prove {p['prove_ms']:.1f} ms, "
+                  f"verify {p['verify_ms']:.1f} ms ({p['backend']}).",
+                  f"- book account {b['book_account']} covers every one of {b['scenarios']} scenarios "
+                  f"({b['instruments']} positions, {b['collateral_assets']} collateral assets): "
+                  f"verified={b['verified']}, {b['proof_bytes']} bytes, prove {b['prove_ms']:.1f} ms, "
+                  f"verify {b['verify_ms']:.1f} ms. Public bundle: `proof/bundle.json` "
+                  "(check it with `python -m experiments.verify proof/bundle.json`); openings stay in "
+                  "`proof/openings.PRIVATE.json`.", ""]
+    return "\n".join(lines)
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")

@@ -16,8 +16,10 @@ def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         cfg = compose("config", overrides=[
-            "data.start=2019-01-01", "train_end=2020-12-31", "test_start=2021-01-01", "test_end=2021-06-30",
-            "learned_model.max_epochs=3", "plot=true",
+            "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-06-30",
+            "+models.regime_net.max_epochs=3", "~models.garch", "data.use_hourly=false", "data.use_funding=false",
+            "book=tiny", "book.n_accounts=100", "policy=reactive", "compare=[predictive]",
+            "oracle_study.enabled=false", "plot=true",
         ])
     return main_job.run(cfg, out), out
 
@@ -39,7 +41,20 @@ def test_metrics_have_the_promised_fields(short_run):
             assert 0 <= m["breach_rate"] <= 1 and 0 <= m["kupiec_pvalue"] <= 1
             assert 0 < m["avg_margin_pct"] < 100
     proof = metrics["proof"]
-    assert proof["verified"] is True and proof["bytes"] > 0 and proof["prove_ms"] > 0
+    assert proof["verified"] is True and proof["bytes"] > 0 and proof["prove_ms"] > 0 and proof["verify_ms"] > 0
+    assert metrics["book_proof"]["verified"] is True
+
+
+def test_backtest_report_and_public_bundle_written(short_run):
+    import zkproofs
+
+    _, out = short_run
+    assert "reactive" in (out / "backtest" / "report.md").read_text()
+    bundle = json.loads((out / "proof" / "bundle.json").read_text())
+    assert zkproofs.verify_bundle(bundle)
+    openings = json.loads((out / "proof" / "openings.PRIVATE.json").read_text())
+    public_text = json.dumps(bundle)
+    assert openings["blindings"] and not any(b in public_text for b in openings["blindings"])
 
 
 def test_breaches_agree_with_a_direct_recount(short_run):
@@ -49,7 +64,7 @@ def test_breaches_agree_with_a_direct_recount(short_run):
     from predictive import load_ohlcv
 
     metrics, _ = short_run
-    close = load_ohlcv("BTC", start="2019-01-01")["close"]
+    close = load_ohlcv("BTC", start="2018-01-01")["close"]
     r = np.log(close).diff().dropna()
     var = r.iloc[:30].pow(2).mean()  # start-up value; decays out long before 2021
     sigma = {}
