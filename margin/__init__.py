@@ -15,6 +15,9 @@ Public API (implementation in the modules named after each group):
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
 - real data: :func:`load_deribit_chain`, :func:`reprice_chain`, :func:`repricing_summary`, :func:`chain_instruments`
 - collateral: :func:`static_haircuts`, :func:`var_haircut`, :func:`collateral_value`, :func:`health_factor`, ...
+- policies and backtesting (issue 5): :mod:`margin.policies` (static / reactive / predictive margin policies,
+  EMIR Art. 28 anti-procyclicality wrapper), :mod:`margin.book` (synthetic and loaded account books),
+  :mod:`margin.liquidation` (liquidation simulator), :mod:`margin.procyclicality`
 - errors: :class:`MarginInputError` (a ``ValueError`` naming field, index and value)
 
 Importing the package enables JAX float64 (``jax_enable_x64``) so that ``dtype=jnp.float64`` is available;
@@ -82,6 +85,31 @@ from margin.collateral import (  # noqa: E402
     var_haircut,
 )
 
+from margin.policies import (  # noqa: E402
+    AntiProcyclical,
+    ForecastArrays,
+    MarginPolicy,
+    PolicyError,
+    PolicyOutput,
+    PredictivePolicy,
+    ReactivePolicy,
+    RiskInputs,
+    StaticPolicy,
+    buffer_release,
+    cap_daily_increase,
+    make_policy,
+)
+from margin.book import Book, BookError, OptionGrid, load_positions, synthetic_book  # noqa: E402
+from margin.liquidation import (  # noqa: E402
+    Ledger,
+    LiquidationError,
+    LiquidationParams,
+    make_oracle,
+    prepare_market,
+    simulate,
+)
+from margin.procyclicality import largest_increase, peak_to_trough, procyclicality_summary  # noqa: E402
+
 __all__ = [
     "MarginInputError",
     "Instruments",
@@ -139,4 +167,30 @@ __all__ = [
     "margin_shortfall",
     "static_haircuts",
     "var_haircut",
+    "AntiProcyclical",
+    "ForecastArrays",
+    "MarginPolicy",
+    "PolicyError",
+    "PolicyOutput",
+    "PredictivePolicy",
+    "ReactivePolicy",
+    "RiskInputs",
+    "StaticPolicy",
+    "buffer_release",
+    "cap_daily_increase",
+    "make_policy",
+    "Book",
+    "BookError",
+    "OptionGrid",
+    "load_positions",
+    "synthetic_book",
+    "Ledger",
+    "LiquidationError",
+    "LiquidationParams",
+    "make_oracle",
+    "prepare_market",
+    "simulate",
+    "largest_increase",
+    "peak_to_trough",
+    "procyclicality_summary",
 ]
