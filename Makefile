@@ -26,6 +26,8 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m experiments.bench_margin
 	$(PY) -m experiments.bench_proofs
+	$(PY) -m experiments.bench_backtest
+	$(PY) -m experiments.bench_regime_net
 
 clean:
 	rm -rf $(VENV) outputs multirun
