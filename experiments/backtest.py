@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.data import load_features
+
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -48,26 +50,6 @@ SIDES = ("long", "short")
 
 
 # --------------------------------------------------------------------------------------------------- data/train
-
-def load_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """Feature frames per asset (embedded data unless ``cfg.data.{daily,hourly,funding}.<asset>`` is set)."""
-    from predictive.data import load_ohlcv
-    from predictive.features import build_features
-    from predictive.intraday import load_funding, load_hourly
-
-    d = cfg.data
-    out = {}
-    for a in cfg.assets:
-        a = str(a)
-        daily = load_ohlcv(d.daily.get(a, a))
-        hourly = load_hourly(d.hourly.get(a, a)) if d.use_hourly else None
-        funding = load_funding(d.funding.get(a, a)) if d.use_funding else None
-        f = build_features(daily, hourly, funding)
-        for col in ("open", "high", "low", "close", "volume"):
-            f[f"_{col}"] = daily[col]
-        out[a] = f
-    return out
-
 
 def model_config(name: str, overrides: Mapping | None = None) -> dict:
     """``conf/model/<name>.yaml`` merged with ``overrides`` (a plain dict; ``defaults`` lists are resolved)."""
@@ -252,7 +234,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         raise ValueError(f"need start <= eval_start <= end, got {start.date()}, {eval_start.date()}, {end.date()}")
 
     t0 = time.perf_counter()
-    features = load_features(cfg)
+    features = load_features(cfg, with_prices=True)
     dates = features[assets[0]].index
     for a in assets[1:]:
         dates = dates.intersection(features[a].index)

@@ -26,27 +26,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.data import load_features
+
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _RESERVED = ("name", "seed", "horizon")
-
-
-def load_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """Feature frames per asset in ``cfg.assets`` (embedded files unless ``cfg.data.<kind>.<asset>`` is set)."""
-    from predictive.data import load_ohlcv
-    from predictive.features import build_features
-    from predictive.intraday import load_funding, load_hourly
-
-    d = cfg.data
-    out = {}
-    for a in cfg.assets:
-        a = str(a)
-        daily = load_ohlcv(d.daily.get(a, a))
-        hourly = load_hourly(d.hourly.get(a, a)) if d.use_hourly else None
-        funding = load_funding(d.funding.get(a, a)) if d.use_funding else None
-        out[a] = build_features(daily, hourly, funding)
-    return out
 
 
 def model_factory(model_cfg, seed: int, horizon: int, progress: bool = False):

@@ -10,7 +10,8 @@ from experiments.backtest import CONF_DIR, run_backtest
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bt")
+    # a sweep-like layout of its own: the aggregator scans out.parent, which must hold only this run
+    out = tmp_path_factory.mktemp("bt_sweep") / "run0"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="backtest", overrides=[
             "book=tiny", "book.n_accounts=150", "policy=predictive", "policy.model=ewma", "policy.name=pred_ewma",

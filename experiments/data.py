@@ -1,0 +1,42 @@
+"""Feature frames for the Hydra apps: the embedded data set unless ``cfg.data.<kind>.<asset>`` names a user file.
+
+Shared by ``experiments.forecast``, ``experiments.backtest`` and ``experiments.run`` so that every app reads the
+same files with the same validation (``predictive.load_ohlcv`` / ``load_hourly`` / ``load_funding``).
+"""
+from __future__ import annotations
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from predictive.data import load_ohlcv
+from predictive.features import build_features
+from predictive.intraday import load_funding, load_hourly
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def load_features(cfg: DictConfig, *, with_prices: bool = False) -> dict[str, pd.DataFrame]:
+    """Feature frames per asset in ``cfg.assets`` (see :func:`predictive.features.build_features`).
+
+    Args:
+        cfg: a config with ``assets`` and ``data.{daily,hourly,funding}`` (asset -> path overrides) and
+            ``data.use_hourly`` / ``data.use_funding``.
+        with_prices: also copy the daily bars into columns ``_open, _high, _low, _close, _volume`` (the backtest
+            marks positions at ``_close``).
+
+    Raises:
+        predictive.DataValidationError: a file is missing or malformed (names file, line, column and value).
+    """
+    d = cfg.data
+    out = {}
+    for a in cfg.assets:
+        a = str(a)
+        daily = load_ohlcv(d.daily.get(a, a))
+        hourly = load_hourly(d.hourly.get(a, a)) if d.use_hourly else None
+        funding = load_funding(d.funding.get(a, a)) if d.use_funding else None
+        frame = build_features(daily, hourly, funding)
+        if with_prices:
+            for col in PRICE_COLUMNS:
+                frame[f"_{col}"] = daily[col]
+        out[a] = frame
+    return out
