@@ -15,7 +15,7 @@ from predictive.coverage import (ChristoffersenResult, KupiecResult, christoffer
                                  kupiec_acceptance_band, kupiec_pof, traffic_light, traffic_light_zone)
 from predictive.data import (EMBEDDED_ASSETS, DataValidationError, embedded_path, load_ohlcv,  # noqa: E402
                              validate_ohlcv)
-from predictive.base import (DEFAULT_LEVELS, InsufficientDataError, VolatilityForecast,  # noqa: E402
+from predictive.base import (DEFAULT_LEVELS, InsufficientDataError, PerAssetModel, VolatilityForecast,  # noqa: E402
                              VolatilityModel, gaussian_quantiles, mixture_quantiles, validate_horizon)
 from predictive.intraday import daily_realised_variance, load_funding, load_hourly, rv_summary  # noqa: E402
 from predictive.features import build_features, forward_targets  # noqa: E402
@@ -33,6 +33,7 @@ __all__ = [
     "HARRV",
     "InsufficientDataError",
     "MODEL_NAMES",
+    "PerAssetModel",
     "VolatilityForecast",
     "VolatilityModel",
     "build_features",

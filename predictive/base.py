@@ -249,3 +249,27 @@ class VolatilityModel(abc.ABC):
             raise KeyError(f"{self.name}: fitted on assets {sorted(params)}, no parameters for asset {asset!r}")
         return params[asset]
 
+
+class PerAssetModel(VolatilityModel):
+    """A model with one fitted parameter set per asset: :meth:`forecast` validates its arguments once and calls
+    :meth:`_forecast_asset` for each asset with that asset's parameters.
+
+    Subclasses implement :meth:`fit` (storing ``{asset: params}`` in the attribute named by ``_fitted_attr``) and
+    :meth:`_forecast_asset`.
+
+    Raises (from :meth:`forecast`): ``ValueError`` for a bad horizon or mapping, ``RuntimeError`` before fit,
+    ``KeyError`` for an asset the model was not fitted on.
+    """
+
+    _fitted_attr: str = "params_"
+
+    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int) -> dict[str, VolatilityForecast]:
+        h = validate_horizon(horizon)
+        self._check_mapping(features)
+        fitted = getattr(self, self._fitted_attr)
+        return {asset: self._forecast_asset(asset, frame, self._params_for(fitted, asset), h)
+                for asset, frame in features.items()}
+
+    @abc.abstractmethod
+    def _forecast_asset(self, asset: str, frame: pd.DataFrame, params, horizon: int) -> VolatilityForecast:
+        """The forecast for one asset's frame with its fitted ``params`` (``horizon`` already validated)."""

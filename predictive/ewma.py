@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, signal
 
-from predictive.base import (DEFAULT_LEVELS, VolatilityForecast, VolatilityModel, gaussian_quantiles,
-                             leading_returns, validate_horizon)
+from predictive.base import DEFAULT_LEVELS, gaussian_quantiles, leading_returns, PerAssetModel, VolatilityForecast
 
 __all__ = ["EWMA", "ewma_variance", "backcast"]
 
@@ -80,7 +79,7 @@ def _neg_qml(lam: float, r: np.ndarray, s2_init: float) -> float:
     return 0.5 * float(np.sum(np.log(s2) + r**2 / s2))
 
 
-class EWMA(VolatilityModel):
+class EWMA(PerAssetModel):
     """RiskMetrics EWMA; see the module docstring.
 
     Args:
@@ -117,15 +116,9 @@ class EWMA(VolatilityModel):
         self.params_ = params
         return self
 
-    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int) -> dict[str, VolatilityForecast]:
-        h = validate_horizon(horizon)
-        self._check_mapping(features)
-        out = {}
-        for asset, frame in features.items():
-            p = self._params_for(self.params_, asset)
-            r, n_lead = leading_returns(frame, asset=asset)
-            s2 = ewma_variance(r, p["lam"], p["s2_init"])
-            one_step = np.concatenate([np.full(n_lead, p["s2_init"]), s2[1:]])  # forecast made at each row
-            var = h * one_step
-            out[asset] = VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))
-        return out
+    def _forecast_asset(self, asset: str, frame: pd.DataFrame, p, h: int) -> VolatilityForecast:
+        r, n_lead = leading_returns(frame, asset=asset)
+        s2 = ewma_variance(r, p["lam"], p["s2_init"])
+        one_step = np.concatenate([np.full(n_lead, p["s2_init"]), s2[1:]])  # forecast made at each row
+        var = h * one_step
+        return VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))

@@ -37,8 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from predictive.base import (DEFAULT_LEVELS, VolatilityForecast, VolatilityModel, gaussian_quantiles,
-                             leading_returns, validate_horizon)
+from predictive.base import DEFAULT_LEVELS, gaussian_quantiles, leading_returns, PerAssetModel, VolatilityForecast
 from predictive.ewma import backcast
 
 jax.config.update("jax_enable_x64", True)
@@ -193,7 +192,7 @@ def fit_garch(y: np.ndarray) -> tuple[GARCHParams, float, bool]:
     return GARCHParams(*params), -float(best.fun), bool(best.success)
 
 
-class GARCH11(VolatilityModel):
+class GARCH11(PerAssetModel):
     """Zero-mean Gaussian GARCH(1,1), one parameter set per asset; see the module docstring.
 
     Args:
@@ -237,19 +236,13 @@ class GARCH11(VolatilityModel):
         self.params_ = out
         return self
 
-    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int) -> dict[str, VolatilityForecast]:
-        h = validate_horizon(horizon)
-        self._check_mapping(features)
-        out = {}
-        for asset, frame in features.items():
-            p = self._params_for(self.params_, asset)
-            r, n_lead = leading_returns(frame, asset=asset)
-            prm = (p["omega"], p["alpha"], p["beta"])
-            s2 = garch_variance(prm, self.scale * r, bc=p["backcast"])
-            one = np.concatenate([np.full(n_lead, s2[0]), s2[1:]])  # sigma2_{t+1|t} at each row t
-            phi = p["alpha"] + p["beta"]
-            sbar = p["omega"] / (1.0 - phi)
-            var = h * sbar + (one - sbar) * (1.0 - phi**h) / (1.0 - phi)
-            var = var / self.scale**2
-            out[asset] = VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))
-        return out
+    def _forecast_asset(self, asset: str, frame: pd.DataFrame, p, h: int) -> VolatilityForecast:
+        r, n_lead = leading_returns(frame, asset=asset)
+        prm = (p["omega"], p["alpha"], p["beta"])
+        s2 = garch_variance(prm, self.scale * r, bc=p["backcast"])
+        one = np.concatenate([np.full(n_lead, s2[0]), s2[1:]])  # sigma2_{t+1|t} at each row t
+        phi = p["alpha"] + p["beta"]
+        sbar = p["omega"] / (1.0 - phi)
+        var = h * sbar + (one - sbar) * (1.0 - phi**h) / (1.0 - phi)
+        var = var / self.scale**2
+        return VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))

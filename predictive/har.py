@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from predictive.base import (DEFAULT_LEVELS, InsufficientDataError, VolatilityForecast, VolatilityModel,
-                             gaussian_quantiles, validate_horizon)
+from predictive.base import (DEFAULT_LEVELS, gaussian_quantiles, InsufficientDataError, PerAssetModel,
+                             validate_horizon, VolatilityForecast)
 
 __all__ = ["HARRV", "har_design", "fit_har"]
 
@@ -73,7 +73,7 @@ def fit_har(rv: np.ndarray, horizon: int, windows: tuple[int, int] = (7, 30)) ->
     return beta
 
 
-class HARRV(VolatilityModel):
+class HARRV(PerAssetModel):
     """HAR-RV with direct ``h``-step regressions, one coefficient set per asset and horizon.
 
     Args:
@@ -85,6 +85,8 @@ class HARRV(VolatilityModel):
 
     Attributes (after fit): ``coef_[asset][h] = (b0, b_d, b_w, b_m)``, ``floor_[asset]`` = mean daily RV * floor_frac.
     """
+
+    _fitted_attr = "coef_"
 
     name = "har"
 
@@ -116,16 +118,10 @@ class HARRV(VolatilityModel):
         self.coef_, self.floor_, self._rv_fit = coef, floor, store
         return self
 
-    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int) -> dict[str, VolatilityForecast]:
-        h = validate_horizon(horizon)
-        self._check_mapping(features)
-        out = {}
-        for asset, frame in features.items():
-            coefs = self._params_for(self.coef_, asset)
-            if h not in coefs:
-                coefs[h] = fit_har(self._rv_fit[asset], h, self.windows)
-            rv = _check_rv(frame, self.rv_column, asset)
-            var = har_design(rv, self.windows) @ coefs[h]
-            var = np.maximum(var, h * self.floor_[asset])
-            out[asset] = VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))
-        return out
+    def _forecast_asset(self, asset: str, frame: pd.DataFrame, coefs, h: int) -> VolatilityForecast:
+        if h not in coefs:
+            coefs[h] = fit_har(self._rv_fit[asset], h, self.windows)
+        rv = _check_rv(frame, self.rv_column, asset)
+        var = har_design(rv, self.windows) @ coefs[h]
+        var = np.maximum(var, h * self.floor_[asset])
+        return VolatilityForecast(frame.index, h, var, gaussian_quantiles(var, self.levels))

@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 from jax.scipy.special import logsumexp
 
-from predictive.base import (DEFAULT_LEVELS, VolatilityForecast, VolatilityModel, leading_returns,
-                             mixture_quantiles, validate_horizon)
+from predictive.base import DEFAULT_LEVELS, leading_returns, mixture_quantiles, PerAssetModel, VolatilityForecast
 
 jax.config.update("jax_enable_x64", True)
 
@@ -267,7 +266,7 @@ def _horizon_components(A: np.ndarray, mu: np.ndarray, var: np.ndarray, h: int) 
     return m, v + second - m**2
 
 
-class GaussianHMM(VolatilityModel):
+class GaussianHMM(PerAssetModel):
     """Gaussian HMM volatility-regime model, one parameter set per asset; see the module docstring.
 
     Args:
@@ -316,22 +315,16 @@ class GaussianHMM(VolatilityModel):
         self.params_, self.loglik_ = params, lls
         return self
 
-    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int) -> dict[str, VolatilityForecast]:
-        h = validate_horizon(horizon)
-        self._check_mapping(features)
-        out = {}
-        for asset, frame in features.items():
-            p = self._params_for(self.params_, asset)
-            x, n_lead = self._observations(frame, asset)
-            filt = hmm_filter(p, x) if x.shape[0] else np.zeros((0, self.n_regimes))
-            probs = np.concatenate([np.tile(p["pi"], (n_lead, 1)), filt])  # P(s_t | F_t); prior before data
-            # weights on s_{t+1}: filtered propagated one step; before any data the prior is for the first obs
-            w = np.concatenate([np.tile(p["pi"], (n_lead, 1)), filt @ p["A"]])
-            m, v = _horizon_components(p["A"], p["mu"][:, :1], p["var"][:, :1], h)
-            m, v = m[:, 0], v[:, 0]
-            mean = w @ m
-            var = w @ (v + m**2) - mean**2
-            T = len(frame)
-            q = mixture_quantiles(w, np.tile(np.sqrt(v), (T, 1)), self.levels, means=np.tile(m, (T, 1)))
-            out[asset] = VolatilityForecast(frame.index, h, var, q, regime_probs=probs)
-        return out
+    def _forecast_asset(self, asset: str, frame: pd.DataFrame, p, h: int) -> VolatilityForecast:
+        x, n_lead = self._observations(frame, asset)
+        filt = hmm_filter(p, x) if x.shape[0] else np.zeros((0, self.n_regimes))
+        probs = np.concatenate([np.tile(p["pi"], (n_lead, 1)), filt])  # P(s_t | F_t); prior before data
+        # weights on s_{t+1}: filtered propagated one step; before any data the prior is for the first obs
+        w = np.concatenate([np.tile(p["pi"], (n_lead, 1)), filt @ p["A"]])
+        m, v = _horizon_components(p["A"], p["mu"][:, :1], p["var"][:, :1], h)
+        m, v = m[:, 0], v[:, 0]
+        mean = w @ m
+        var = w @ (v + m**2) - mean**2
+        T = len(frame)
+        q = mixture_quantiles(w, np.tile(np.sqrt(v), (T, 1)), self.levels, means=np.tile(m, (T, 1)))
+        return VolatilityForecast(frame.index, h, var, q, regime_probs=probs)
