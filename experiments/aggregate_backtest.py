@@ -10,22 +10,19 @@ the table. A policy is on the Pareto frontier when no other has both lower avera
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.data import iter_run_metrics
+
 
 def collect(root: str | Path) -> pd.DataFrame:
     """One row per (job, policy) with the headline metrics; raises FileNotFoundError if no metrics.json."""
     root = Path(root)
-    files = sorted(root.rglob("metrics.json"))
-    if not files:
-        raise FileNotFoundError(f"no metrics.json under {root}")
     rows = []
-    for f in files:
-        m = json.loads(f.read_text())
+    for f, m in iter_run_metrics(root, ("policies",)):
         for name, r in m["policies"].items():
             b = r["book"]
             rows.append({

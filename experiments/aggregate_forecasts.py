@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.data import iter_run_metrics
+
 __all__ = ["collect", "aggregate", "main"]
 
 _COLS = ["qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p", "breach_01", "kupiec01_p"]
@@ -32,14 +34,8 @@ def collect(root: str | Path) -> pd.DataFrame:
         FileNotFoundError: no metrics.json below ``root``.
     """
     root = Path(root)
-    files = sorted(root.rglob("metrics.json"))
-    if not files:
-        raise FileNotFoundError(f"no metrics.json below {root}")
     rows = []
-    for f in files:
-        m = json.loads(f.read_text())
-        if "table" not in m or "model" not in m:
-            continue
+    for f, m in iter_run_metrics(root, ("table", "model")):
         configs = dict(m.get("configs") or {})
         configs.setdefault(m["model"], m.get("model_config"))
         for rec in m["table"]:

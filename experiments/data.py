@@ -40,3 +40,24 @@ def load_features(cfg: DictConfig, *, with_prices: bool = False) -> dict[str, pd
                 frame[f"_{col}"] = daily[col]
         out[a] = frame
     return out
+
+
+def iter_run_metrics(root, required: tuple[str, ...]):
+    """Yield ``(path, metrics)`` for every ``metrics.json`` below ``root`` (a Hydra multirun directory) that holds
+    all ``required`` top-level keys; other apps' metrics files in the same tree are skipped.
+
+    Raises:
+        FileNotFoundError: no matching metrics.json below ``root``.
+    """
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    found = False
+    for path in sorted(root.rglob("metrics.json")):
+        metrics = json.loads(path.read_text())
+        if all(key in metrics for key in required):
+            found = True
+            yield path, metrics
+    if not found:
+        raise FileNotFoundError(f"no metrics.json with keys {list(required)} below {root}")

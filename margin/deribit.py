@@ -29,7 +29,7 @@ properties, NOT verified against Deribit's engine):
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

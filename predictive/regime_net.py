@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import jax
@@ -290,7 +290,6 @@ class RegimeNet(VolatilityModel):
         """
         self._check_frames(features)
         cfg = self.config
-        h = cfg.horizon
         for asset, f in features.items():
             if len(f) < self.min_history:
                 raise InsufficientDataError(

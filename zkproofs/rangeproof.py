@@ -16,10 +16,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import InvalidPoint, InvalidScalar, MalformedProof, ProofError, StatementError, VerificationFailed
+from .errors import InvalidPoint, MalformedProof, ProofError, StatementError, VerificationFailed
 from .generators import Generators
 from .group import POINT_BYTES, R, SCALAR_BYTES, GroupBackend, check_scalar, scalar_from_bytes
-from .innerproduct import InnerProductProof, batch_invert, ipa_prove, ipa_verification_scalars
+from .innerproduct import InnerProductProof, ipa_prove, ipa_verification_scalars
 from .transcript import Transcript
 
 __all__ = [

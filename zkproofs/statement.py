@@ -27,7 +27,6 @@ Statements (see ``zkproofs/NOTES.md`` for exactly what is proved and what leaks)
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field

@@ -168,7 +168,6 @@ def test_frozen_heart_weak_transcript_accepts_forgery_ours_refuses(ark, ark_gens
 
     _domain_sep(t, ark_gens, n, 1, 1)
     t.append_message(b"V-derived", b"bound-by-statement")  # the weak transcript: V is NOT absorbed
-    aL = [0] * N
     alpha, rho = rnd(), rnd()
     sL, sR = [rnd() for _ in range(N)], [rnd() for _ in range(N)]
     A = ark.msm([Bb] + H, [alpha] + [R - 1] * N)
@@ -212,7 +211,7 @@ def test_frozen_heart_weak_transcript_accepts_forgery_ours_refuses(ark, ark_gens
 
 
 def test_batch_verification(ark, ark_gens):
-    items, good = [], []
+    good = []
     for i in range(6):
         n = [8, 16, 32][i % 3]
         p, V = prove_range(ark, ark_gens, Transcript(b"b%d" % i), [i * 3, 5][: 1 + i % 2], _rand_blinds(1 + i % 2), n)
