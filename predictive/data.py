@@ -23,6 +23,8 @@ __all__ = [
     "DataValidationError",
     "embedded_path",
     "load_ohlcv",
+    "load_validated",
+    "resolve_path",
     "validate_ohlcv",
 ]
 
@@ -203,13 +205,27 @@ def load_ohlcv(path_or_asset: str | Path, *, start: str | None = None, end: str 
         DataValidationError: the file is missing or malformed (the message names file, line, column and value).
         ValueError: an unknown embedded asset name.
     """
+    return load_validated(resolve_path(path_or_asset, "1d"), validate_ohlcv, start=start, end=end)
+
+
+def resolve_path(path_or_asset: str | Path, frequency: str = "1d") -> Path:
+    """An embedded asset name (``"BTC"``, ``"ETH"``, unless a file of that name exists) -> its embedded file of
+    ``frequency`` (see :func:`embedded_path`); anything else -> that path, ``~`` expanded."""
     text = str(path_or_asset)
     if text.upper() in EMBEDDED_ASSETS and not Path(text).exists():
-        path = embedded_path(text)
-    else:
-        path = Path(text).expanduser()
+        return embedded_path(text, frequency)
+    return Path(text).expanduser()
+
+
+def load_validated(path: Path, validate, *, start: str | None = None, end: str | None = None) -> pd.DataFrame:
+    """Read ``path`` (CSV, CSV.gz or Parquet), check it with ``validate(raw, source, first_data_line)`` and
+    apply optional inclusive date bounds.
+
+    Raises:
+        DataValidationError: the file is missing or malformed, or no rows lie between ``start`` and ``end``.
+    """
     raw, source = _read_raw(path)
-    frame = validate_ohlcv(raw, source.name, source.first_data_line)
+    frame = validate(raw, source.name, source.first_data_line)
     if start is not None or end is not None:
         frame = frame.loc[start:end]
         if frame.empty:

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from predictive.data import (EMBEDDED_ASSETS, DataValidationError, _read_raw, embedded_path,
-                             validate_ohlcv)
+from predictive.data import DataValidationError, load_validated, resolve_path, validate_ohlcv
 
 __all__ = [
     "MIN_HOURS_FOR_RV",
@@ -49,13 +48,6 @@ MIN_HOURS_FOR_RV = 20
 RV_SOURCES = ("hourly", "hourly_scaled", "garman_klass_missing_hours", "garman_klass")
 
 _HOUR_NS = 3_600_000_000_000
-
-
-def _resolve(path_or_asset: str | Path, frequency: str) -> Path:
-    text = str(path_or_asset)
-    if text.upper() in EMBEDDED_ASSETS and not Path(text).exists():
-        return embedded_path(text, frequency)
-    return Path(text).expanduser()
 
 
 def _fast_dates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -105,14 +97,7 @@ def load_hourly(path_or_asset: str | Path, *, start: str | None = None, end: str
     Raises:
         DataValidationError: missing or malformed file (names file, line, column and value).
     """
-    path = _resolve(path_or_asset, "1h")
-    raw, src = _read_raw(path)
-    frame = validate_hourly(raw, src.name, src.first_data_line)
-    if start is not None or end is not None:
-        frame = frame.loc[start:end]
-        if frame.empty:
-            raise DataValidationError(f"no rows between start={start} and end={end}", file=str(path))
-    return frame
+    return load_validated(resolve_path(path_or_asset, "1h"), validate_hourly, start=start, end=end)
 
 
 def validate_funding(frame: pd.DataFrame, source: str = "<frame>", first_data_line: int = 1,
@@ -171,9 +156,7 @@ def load_funding(path_or_asset: str | Path) -> pd.DataFrame:
 
     Returns / raises: see :func:`validate_funding`.
     """
-    path = _resolve(path_or_asset, "funding_8h")
-    raw, src = _read_raw(path)
-    return validate_funding(raw, src.name, src.first_data_line)
+    return load_validated(resolve_path(path_or_asset, "funding_8h"), validate_funding)
 
 
 # --------------------------------------------------------------------------------------------------------------
