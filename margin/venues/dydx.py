@@ -332,8 +332,11 @@ def fillable_price(pnnv: int, pmmr: int, tnc: int, tmmr: int, position_size: int
     """Exact liquidation fillable price, quote quantums per base quantum.
 
     ``(PNNV - ABR * SMMR * PMMR) / PS``, ``ABR = clamp(BA * (1 - TNC / TMMR), 0, 1)``, all as exact
-    rationals (Go ``big.Rat``). Multiply by ``10**(atomic_resolution - QUOTE_ATOMIC_RESOLUTION)`` for
-    USDC per coin.
+    rationals (Go ``big.Rat``). The result is in quote quantums per base quantum; multiply by
+    ``10**(QUOTE_ATOMIC_RESOLUTION - atomic_resolution) = 10**(-6 - atomic_resolution)`` for USDC per
+    coin (one coin is ``10**-atomic_resolution`` base quantums, one USDC ``10**6`` quote quantums;
+    ``QuoteCurrencyAtomicResolution = -6`` in v4-chain ``protocol/lib/constants.go``). Example: BTC,
+    ``atomic_resolution = -10``: USDC per BTC = result * 10**4.
 
     Args:
       pnnv: position net notional, quote quantums (signed; long > 0).
@@ -576,7 +579,8 @@ def fillable_price_batched(pnnv, pmmr, tnc, tmmr, position_size, smmr_ppm=1_500_
       position_size: ``(N, M)`` signed base quantums.
       smmr_ppm, ba_ppm: scalars, ppm (>= 0).
 
-    Returns: ``(N, M)`` float64, quote quantums per base quantum; 0.0 where ``position_size == 0``;
+    Returns: ``(N, M)`` float64, quote quantums per base quantum (times ``10**(-6 - atomic_resolution)``
+      for USDC per coin, as in :func:`fillable_price`); 0.0 where ``position_size == 0``;
       ABR taken as 0 where ``tmmr == 0`` (such accounts are never liquidatable).
 
     Raises: VenueInputError on shape mismatch, NaN / inf or negative ``pmmr`` / ``tmmr`` / ppm.
