@@ -1,0 +1,806 @@
+"""Drift protocol-v2 cross-margin calculation, exact integer arithmetic in Python ints.
+
+Reproduces ``calculate_margin_requirement_and_total_collateral_and_liability_info`` of
+drift-labs/protocol-v2 ``programs/drift/src/math/margin.rs`` for one user (cross margin: spot
+deposits / borrows with their open orders, perpetual positions with unsettled P&L, funding and open
+orders), with Drift's integer precisions and rounding directions:
+
+* Precisions (``math/constants.rs``): prices ``PRICE_PRECISION`` = 1e6 (USD per whole token / base
+  unit); quote amounts ``QUOTE_PRECISION`` = 1e6 (USDC native units); perp base ``BASE_PRECISION`` =
+  1e9; spot token amounts in the mint's native units (``10**decimals`` per token); spot weights
+  ``SPOT_WEIGHT_PRECISION`` = ``MARGIN_PRECISION`` = 1e4; perp margin ratios ``MARGIN_PRECISION`` = 1e4;
+  IMF factors ``SPOT_IMF_PRECISION`` = 1e6; scaled balances ``SPOT_BALANCE_PRECISION`` = 1e9;
+  cumulative interest ``SPOT_CUMULATIVE_INTEREST_PRECISION`` = 1e10; cumulative funding rates
+  ``FUNDING_RATE_PRECISION`` = ``PRICE_PRECISION * FUNDING_RATE_BUFFER`` = 1e9.
+* Rounding: Rust integer ``/`` (``safe_div``) truncates towards zero; ``safe_div_floor`` floors
+  (negative token values); ``safe_div_ceil`` rounds up (borrow token amounts); ``nth_root(2)`` is the
+  integer square root. Results are returned as Python ints in the venue's units (quote precision).
+* Sign conventions follow Drift: ``open_bids >= 0``, ``open_asks <= 0`` (base / token native units).
+
+Sources (protocol-v2, ``programs/drift/src/``): ``math/margin.rs``
+(``calculate_size_premium_liability_weight``, ``calculate_size_discount_asset_weight``,
+``calculate_perp_position_value_and_pnl``,
+``calculate_margin_requirement_and_total_collateral_and_liability_info``); ``state/user.rs``
+(``OrderFillSimulation::riskier_side`` / ``apply_user_custom_margin_ratio``,
+``SpotPosition::get_worst_case_fill_simulation`` / ``simulate_fills_both_sides``,
+``PerpPosition::worst_case_liability_value``, ``margin_requirement_for_open_orders`` with
+``OPEN_ORDER_MARGIN_REQUIREMENT`` = ``QUOTE_PRECISION / 100`` = $0.01 per open order);
+``state/spot_market.rs`` (``get_asset_weight``, ``get_scaled_initial_asset_weight``,
+``get_liability_weight``); ``state/perp_market.rs`` (``get_margin_ratio``,
+``get_unrealized_asset_weight``); ``math/spot_balance.rs`` (``get_token_amount``,
+``get_token_value``, ``get_strict_token_value``); ``math/position.rs``
+(``calculate_base_asset_value_and_pnl_with_oracle_price``, ``calculate_perp_liability_value``);
+``math/funding.rs`` (``calculate_funding_payment``); ``state/margin_calculation.rs``
+(``MarginCalculation``, margin buffer); ``state/oracle.rs`` (``StrictOraclePrice``).
+
+Not modelled (documented interpretations in ``margin/venues/README.md``): isolated perp positions,
+high-leverage mode, the ``unrealized_pnl_max_imbalance`` AMM pnl-pool scaling, pool ids, fuel, and
+oracle *validity* (given per market as ``oracle_valid`` instead of derived from oracle confidence /
+staleness).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple, Optional, Sequence
+
+from margin.venues._validate import VenueInputError, check_int
+
+__all__ = [
+    "PRICE_PRECISION", "QUOTE_PRECISION", "BASE_PRECISION", "MARGIN_PRECISION", "SPOT_WEIGHT_PRECISION",
+    "SPOT_IMF_PRECISION", "SPOT_BALANCE_PRECISION", "SPOT_CUMULATIVE_INTEREST_PRECISION",
+    "OPEN_ORDER_MARGIN_REQUIREMENT", "MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN",
+    "SpotMarket", "PerpMarket", "SpotPosition", "PerpPosition", "User", "MarginCalculation",
+    "size_premium_liability_weight", "size_discount_asset_weight", "get_token_amount", "get_token_value",
+    "get_strict_token_value", "spot_asset_weight", "spot_scaled_initial_asset_weight",
+    "spot_liability_weight", "perp_margin_ratio", "perp_unrealized_asset_weight", "funding_payment",
+    "base_asset_value_and_pnl", "perp_position_value_and_pnl", "spot_worst_case_fill",
+    "margin_calculation", "markets_from_config",
+]
+
+PRICE_PRECISION = 10**6
+QUOTE_PRECISION = 10**6
+BASE_PRECISION = AMM_RESERVE_PRECISION = 10**9
+MARGIN_PRECISION = SPOT_WEIGHT_PRECISION = 10**4
+SPOT_IMF_PRECISION = PERCENTAGE_PRECISION = 10**6
+SPOT_BALANCE_PRECISION = 10**9
+SPOT_CUMULATIVE_INTEREST_PRECISION = 10**10
+FUNDING_RATE_BUFFER = 10**3
+AMM_TO_QUOTE_PRECISION_RATIO = AMM_RESERVE_PRECISION // QUOTE_PRECISION
+PRICE_TIMES_AMM_TO_QUOTE_PRECISION_RATIO = PRICE_PRECISION * AMM_TO_QUOTE_PRECISION_RATIO
+OPEN_ORDER_MARGIN_REQUIREMENT = QUOTE_PRECISION // 100
+MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN = 100 * QUOTE_PRECISION
+MAX_PREDICTION_MARKET_PRICE = PRICE_PRECISION
+U32_MAX = 2**32 - 1
+
+_TYPES = ("initial", "fill", "maintenance")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rust integer semantics
+# ---------------------------------------------------------------------------------------------
+
+def _tdiv(a: int, b: int) -> int:
+    """Rust ``/`` / ``checked_div`` on integers: truncation towards zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _cdiv(a: int, b: int) -> int:
+    """``safe_div_ceil`` on unsigned integers."""
+    return -((-a) // b)
+
+
+def _u32(x: int, what: str) -> int:
+    """``.cast::<u32>()``: Drift returns an error when the value does not fit."""
+    if not 0 <= x <= U32_MAX:
+        raise VenueInputError(what, None, x, "does not fit in u32 (the venue returns a casting error)")
+    return x
+
+
+def _mtype(margin_type: str) -> str:
+    if margin_type not in _TYPES:
+        raise VenueInputError("margin_type", None, margin_type, f"must be one of {_TYPES}")
+    return margin_type
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights (math/margin.rs, state/spot_market.rs, state/perp_market.rs)
+# ---------------------------------------------------------------------------------------------
+
+def size_premium_liability_weight(size: int, imf_factor: int, liability_weight: int, precision: int,
+                                  is_bounded: bool = True) -> int:
+    """Size-premium liability weight / margin ratio.
+
+    ``0.8 w + isqrt(10 size + 1) * imf / (1e5 * SPOT_IMF_PRECISION / precision)`` (integer
+    division), and ``max`` with ``w`` when bounded.
+
+    Args:
+      size: position size, ``AMM_RESERVE_PRECISION`` (1e9) units (u128, >= 0).
+      imf_factor: ``SPOT_IMF_PRECISION`` (1e6) units (u32).
+      liability_weight: ``precision`` units (1e4 for weights and margin ratios).
+      precision: ``SPOT_WEIGHT_PRECISION`` or ``MARGIN_PRECISION`` (both 1e4).
+      is_bounded: return ``max(liability_weight, premium)``.
+
+    Returns: weight in ``precision`` units (u32).
+
+    Raises: VenueInputError when the result exceeds u32 (the venue's casting error).
+
+    Source: protocol-v2 ``math/margin.rs`` ``calculate_size_premium_liability_weight``.
+    """
+    if imf_factor == 0:
+        return liability_weight
+    size_sqrt = math.isqrt(size * 10 + 1)
+    numerator = liability_weight - liability_weight // 5
+    premium = _u32(numerator + size_sqrt * imf_factor // (100_000 * SPOT_IMF_PRECISION // precision),
+                   "size_premium_liability_weight")
+    return max(liability_weight, premium) if is_bounded else premium
+
+
+def size_discount_asset_weight(size: int, imf_factor: int, asset_weight: int) -> int:
+    """Size-discounted asset weight ``min(w, 1.1e6 * 1e4 / (1e6 + isqrt(10 size + 1) * imf / 1e5))``.
+
+    Args: ``size`` in ``AMM_RESERVE_PRECISION`` (1e9) units; ``imf_factor`` in 1e6; ``asset_weight`` in
+      ``SPOT_WEIGHT_PRECISION`` (1e4).
+
+    Returns: weight, ``SPOT_WEIGHT_PRECISION`` units.
+
+    Source: protocol-v2 ``math/margin.rs`` ``calculate_size_discount_asset_weight``.
+    """
+    if imf_factor == 0:
+        return asset_weight
+    size_sqrt = math.isqrt(size * 10 + 1)
+    imf_numerator = SPOT_IMF_PRECISION + SPOT_IMF_PRECISION // 10
+    discount = _u32(imf_numerator * SPOT_WEIGHT_PRECISION
+                    // (SPOT_IMF_PRECISION + size_sqrt * imf_factor // 100_000), "size_discount_asset_weight")
+    return min(asset_weight, discount)
+
+
+def get_token_amount(scaled_balance: int, cumulative_interest: int, decimals: int, is_borrow: bool) -> int:
+    """Token amount (native units) of a scaled balance: ``balance * interest / 10**(19 - decimals)``,
+    rounded down for deposits and up for borrows.
+
+    Source: protocol-v2 ``math/spot_balance.rs`` ``get_token_amount``.
+    """
+    precision_decrease = 10 ** (19 - decimals)
+    prod = scaled_balance * cumulative_interest
+    return _cdiv(prod, precision_decrease) if is_borrow else prod // precision_decrease
+
+
+def get_token_value(token_amount: int, decimals: int, price: int) -> int:
+    """USD value (``QUOTE_PRECISION``) of a signed token amount: ``amount * price / 10**decimals``,
+    floored when negative, truncated when positive.
+
+    Source: protocol-v2 ``math/spot_balance.rs`` ``get_token_value``.
+    """
+    if token_amount == 0:
+        return 0
+    v = token_amount * price
+    return v // 10**decimals if v < 0 else _tdiv(v, 10**decimals)
+
+
+def get_strict_token_value(token_amount: int, decimals: int, price: int, twap_5min: Optional[int] = None) -> int:
+    """As :func:`get_token_value` at the strict price: ``min(price, twap)`` for a positive amount,
+    ``max`` for a negative one (``twap_5min=None``: the oracle price, i.e. strict mode off).
+
+    Source: protocol-v2 ``math/spot_balance.rs`` ``get_strict_token_value``, ``state/oracle.rs``
+    ``StrictOraclePrice``.
+    """
+    if token_amount == 0:
+        return 0
+    p = price if twap_5min is None else (min(price, twap_5min) if token_amount > 0 else max(price, twap_5min))
+    return get_token_value(token_amount, decimals, p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markets and positions
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpotMarket:
+    """A Drift spot market (the fields the margin calculation reads). Defaults are Rust's ``Default``.
+
+    Attributes:
+      market_index: 0 is the quote market (USDC): valued unweighted, no order simulation.
+      decimals: token decimals (native units per token = ``10**decimals``).
+      oracle_price: ``PRICE_PRECISION`` (> 0).
+      oracle_twap_5min: ``PRICE_PRECISION``; used only when the calculation is ``strict``
+        (``historical_oracle_data.last_oracle_price_twap_5min``).
+      initial_asset_weight, maintenance_asset_weight, initial_liability_weight,
+      maintenance_liability_weight: ``SPOT_WEIGHT_PRECISION`` (1e4).
+      imf_factor: ``SPOT_IMF_PRECISION`` (1e6).
+      scale_initial_asset_weight_start: ``QUOTE_PRECISION``; 0 = off.
+      deposit_balance, borrow_balance: market totals, scaled (``SPOT_BALANCE_PRECISION``).
+      cumulative_deposit_interest, cumulative_borrow_interest: ``SPOT_CUMULATIVE_INTEREST_PRECISION``.
+      oracle_valid: oracle valid for ``DriftAction::MarginCalc`` (not derived here).
+      isolated_asset_tier: ``asset_tier == AssetTier::Isolated``.
+    """
+
+    market_index: int
+    decimals: int
+    oracle_price: int
+    oracle_twap_5min: Optional[int] = None
+    initial_asset_weight: int = 0
+    maintenance_asset_weight: int = 0
+    initial_liability_weight: int = 0
+    maintenance_liability_weight: int = 0
+    imf_factor: int = 0
+    scale_initial_asset_weight_start: int = 0
+    deposit_balance: int = 0
+    borrow_balance: int = 0
+    cumulative_deposit_interest: int = 0
+    cumulative_borrow_interest: int = 0
+    oracle_valid: bool = True
+    isolated_asset_tier: bool = False
+
+
+@dataclass(frozen=True)
+class PerpMarket:
+    """A Drift perp market (fields read by the margin calculation). Defaults are Rust's ``Default``.
+
+    Attributes:
+      market_index: perp market index.
+      oracle_price: ``PRICE_PRECISION`` (quote per base).
+      margin_ratio_initial, margin_ratio_maintenance: ``MARGIN_PRECISION`` (1e4).
+      imf_factor, unrealized_pnl_imf_factor: ``SPOT_IMF_PRECISION`` (1e6).
+      unrealized_pnl_initial_asset_weight, unrealized_pnl_maintenance_asset_weight:
+        ``SPOT_WEIGHT_PRECISION`` (1e4); weights of positive unrealized P&L.
+      cumulative_funding_rate_long, cumulative_funding_rate_short: ``FUNDING_RATE_PRECISION`` (1e9).
+      quote_spot_market_index: spot market of the quote (settle) token.
+      prediction: ``contract_type == ContractType::Prediction`` (short liability at ``1 - price``).
+      settlement: ``status == MarketStatus::Settlement`` (valued at ``expiry_price``, no requirement).
+      expiry_price: ``PRICE_PRECISION``.
+      oracle_valid: oracle valid for ``DriftAction::MarginCalc``.
+      isolated_contract_tier: ``contract_tier == ContractTier::Isolated``.
+    """
+
+    market_index: int
+    oracle_price: int
+    margin_ratio_initial: int = 0
+    margin_ratio_maintenance: int = 0
+    imf_factor: int = 0
+    unrealized_pnl_initial_asset_weight: int = 0
+    unrealized_pnl_maintenance_asset_weight: int = 0
+    unrealized_pnl_imf_factor: int = 0
+    cumulative_funding_rate_long: int = 0
+    cumulative_funding_rate_short: int = 0
+    quote_spot_market_index: int = 0
+    prediction: bool = False
+    settlement: bool = False
+    expiry_price: int = 0
+    oracle_valid: bool = True
+    isolated_contract_tier: bool = False
+
+
+@dataclass(frozen=True)
+class SpotPosition:
+    """A user's spot position.
+
+    Attributes:
+      market_index: spot market index.
+      scaled_balance: ``SPOT_BALANCE_PRECISION`` (>= 0).
+      is_borrow: balance type (``SpotBalanceType::Borrow``).
+      open_bids: token native units (>= 0); open_asks: token native units (<= 0).
+      open_orders: number of open orders (each costs ``OPEN_ORDER_MARGIN_REQUIREMENT``).
+    """
+
+    market_index: int
+    scaled_balance: int = 0
+    is_borrow: bool = False
+    open_bids: int = 0
+    open_asks: int = 0
+    open_orders: int = 0
+
+
+@dataclass(frozen=True)
+class PerpPosition:
+    """A user's perp position.
+
+    Attributes:
+      market_index: perp market index.
+      base_asset_amount: ``BASE_PRECISION`` (signed).
+      quote_asset_amount: ``QUOTE_PRECISION`` (signed; entry cost, fees, settled funding).
+      last_cumulative_funding_rate: ``FUNDING_RATE_PRECISION`` (1e9).
+      open_bids: base precision (>= 0); open_asks: base precision (<= 0).
+      open_orders: number of open orders.
+      max_margin_ratio: position custom margin ratio, ``MARGIN_PRECISION`` (u16).
+    """
+
+    market_index: int
+    base_asset_amount: int = 0
+    quote_asset_amount: int = 0
+    last_cumulative_funding_rate: int = 0
+    open_bids: int = 0
+    open_asks: int = 0
+    open_orders: int = 0
+    max_margin_ratio: int = 0
+
+
+@dataclass(frozen=True)
+class User:
+    """A Drift user: spot and perp positions and ``max_margin_ratio`` (``MARGIN_PRECISION``, u32; may
+    exceed 1e4, i.e. leverage below 1x)."""
+
+    spot_positions: Sequence[SpotPosition] = field(default_factory=tuple)
+    perp_positions: Sequence[PerpPosition] = field(default_factory=tuple)
+    max_margin_ratio: int = 0
+
+
+class MarginCalculation(NamedTuple):
+    """Result of :func:`margin_calculation` (``state/margin_calculation.rs`` ``MarginCalculation``).
+
+    Attributes:
+      total_collateral: ``QUOTE_PRECISION`` (i128, may be negative).
+      margin_requirement: ``QUOTE_PRECISION`` (u128).
+      total_collateral_buffer: negative collateral times ``margin_buffer / MARGIN_PRECISION``.
+      margin_requirement_plus_buffer: requirement plus liability value times the buffer (only
+        accumulated when ``margin_buffer > 0``, as in the venue).
+      num_spot_liabilities, num_perp_liabilities: liability counts.
+      all_deposit_oracles_valid, all_liability_oracles_valid: oracle validity flags.
+      with_spot_isolated_liability, with_perp_isolated_liability: isolated-tier liability flags.
+    """
+
+    total_collateral: int
+    margin_requirement: int
+    total_collateral_buffer: int
+    margin_requirement_plus_buffer: int
+    num_spot_liabilities: int
+    num_perp_liabilities: int
+    all_deposit_oracles_valid: bool
+    all_liability_oracles_valid: bool
+    with_spot_isolated_liability: bool
+    with_perp_isolated_liability: bool
+
+    @property
+    def free_collateral(self) -> int:
+        """``max(TC - MR, 0)`` (``get_cross_free_collateral``), ``QUOTE_PRECISION``."""
+        return max(self.total_collateral - self.margin_requirement, 0)
+
+    @property
+    def total_collateral_plus_buffer(self) -> int:
+        """``get_cross_total_collateral_plus_buffer``."""
+        return self.total_collateral + self.total_collateral_buffer
+
+    @property
+    def meets_margin_requirement(self) -> bool:
+        """``TC >= MR`` (``meets_cross_margin_requirement``)."""
+        return self.total_collateral >= self.margin_requirement
+
+    @property
+    def health_ratio(self) -> float:
+        """``100 (TC - MR) / MR`` in percent (``+inf`` when ``MR == 0``); the same definition as
+        :func:`margin.venues.weighted_health.health` (not a venue quantity)."""
+        if self.margin_requirement == 0:
+            return math.inf
+        return 100.0 * (self.total_collateral - self.margin_requirement) / self.margin_requirement
+
+
+def spot_scaled_initial_asset_weight(m: SpotMarket, oracle_price: int) -> int:
+    """Initial asset weight scaled down by ``start / deposit value`` once total deposits (valued at
+    ``oracle_price``) reach ``scale_initial_asset_weight_start``.
+
+    Source: protocol-v2 ``state/spot_market.rs`` ``get_scaled_initial_asset_weight``.
+    """
+    if m.scale_initial_asset_weight_start == 0:
+        return m.initial_asset_weight
+    deposits = get_token_amount(m.deposit_balance, m.cumulative_deposit_interest, m.decimals, False)
+    deposit_value = get_token_value(deposits, m.decimals, oracle_price)
+    if deposit_value < m.scale_initial_asset_weight_start:
+        return m.initial_asset_weight
+    return _u32(m.initial_asset_weight * m.scale_initial_asset_weight_start // deposit_value,
+                "scaled_initial_asset_weight")
+
+
+def _size_in_amm_precision(size: int, decimals: int) -> int:
+    sp = 10**decimals
+    return size // (sp // AMM_RESERVE_PRECISION) if sp > AMM_RESERVE_PRECISION else size * AMM_RESERVE_PRECISION // sp
+
+
+def spot_asset_weight(m: SpotMarket, size: int, oracle_price: int, margin_type: str) -> int:
+    """Asset weight (1e4) of ``size`` token native units: ``min(default, size discount)``; default is
+    the scaled initial weight, the maintenance weight, or their mean (``fill``, truncated).
+
+    Source: protocol-v2 ``state/spot_market.rs`` ``get_asset_weight``.
+    """
+    t = _mtype(margin_type)
+    if t == "initial":
+        default = spot_scaled_initial_asset_weight(m, oracle_price)
+    elif t == "fill":
+        default = (spot_scaled_initial_asset_weight(m, oracle_price) + m.maintenance_asset_weight) // 2
+    else:
+        default = m.maintenance_asset_weight
+    return min(size_discount_asset_weight(_size_in_amm_precision(size, m.decimals), m.imf_factor, default),
+               default)
+
+
+def spot_liability_weight(m: SpotMarket, size: int, margin_type: str) -> int:
+    """Liability weight (1e4): ``max(default, size premium)``.
+
+    Source: protocol-v2 ``state/spot_market.rs`` ``get_liability_weight``.
+    """
+    t = _mtype(margin_type)
+    default = {"initial": m.initial_liability_weight, "maintenance": m.maintenance_liability_weight,
+               "fill": (m.initial_liability_weight + m.maintenance_liability_weight) // 2}[t]
+    prem = size_premium_liability_weight(_size_in_amm_precision(size, m.decimals), m.imf_factor, default,
+                                         SPOT_WEIGHT_PRECISION, True)
+    return max(prem, default)
+
+
+def perp_margin_ratio(m: PerpMarket, size: int, margin_type: str) -> int:
+    """Margin ratio (``MARGIN_PRECISION``) of a position of ``size`` base units (``BASE_PRECISION``):
+    ``max(default, size premium)`` with IMF factor ``imf_factor``; 0 in settlement. High-leverage mode
+    is not modelled.
+
+    Source: protocol-v2 ``state/perp_market.rs`` ``get_margin_ratio``.
+    """
+    t = _mtype(margin_type)
+    if m.settlement:
+        return 0
+    default = {"initial": m.margin_ratio_initial, "maintenance": m.margin_ratio_maintenance,
+               "fill": (m.margin_ratio_initial + m.margin_ratio_maintenance) // 2}[t]
+    return max(default, size_premium_liability_weight(size, m.imf_factor, default, MARGIN_PRECISION, True))
+
+
+def perp_unrealized_asset_weight(m: PerpMarket, unrealized_pnl: int, margin_type: str) -> int:
+    """Weight (1e4) of a position's unrealized P&L: 1e4 when ``pnl <= 0``; for positive P&L the
+    maintenance weight, or (initial / fill) the initial weight discounted by
+    ``unrealized_pnl_imf_factor`` on ``pnl * AMM_TO_QUOTE_PRECISION_RATIO`` (0 when the weight is 0).
+    The ``unrealized_pnl_max_imbalance`` scaling (needs the AMM's net user P&L) is not modelled.
+
+    Source: protocol-v2 ``state/perp_market.rs`` ``get_unrealized_asset_weight``.
+    """
+    t = _mtype(margin_type)
+    if unrealized_pnl <= 0:
+        return SPOT_WEIGHT_PRECISION
+    if t == "maintenance":
+        return m.unrealized_pnl_maintenance_asset_weight
+    w = m.unrealized_pnl_initial_asset_weight
+    if w == 0:
+        return 0
+    return size_discount_asset_weight(abs(unrealized_pnl) * AMM_TO_QUOTE_PRECISION_RATIO,
+                                      m.unrealized_pnl_imf_factor, w)
+
+
+def funding_payment(cumulative_funding_rate: int, position: PerpPosition) -> int:
+    """Unsettled funding of a position, ``QUOTE_PRECISION`` (longs pay when the rate rises):
+    ``-sign(base) sign(delta) floor(|delta| |base| / 1e6 / 1e3)``, then ``/ 1e3`` truncated.
+
+    Source: protocol-v2 ``math/funding.rs`` ``calculate_funding_payment``.
+    """
+    delta = cumulative_funding_rate - position.last_cumulative_funding_rate
+    if delta == 0:
+        return 0
+    mag = abs(delta) * abs(position.base_asset_amount) // PRICE_PRECISION // FUNDING_RATE_BUFFER
+    sign = (-1 if position.base_asset_amount > 0 else 1) * (1 if delta > 0 else -1)
+    return _tdiv(mag * sign, AMM_TO_QUOTE_PRECISION_RATIO)
+
+
+def base_asset_value_and_pnl(position: PerpPosition, price: int) -> tuple[int, int]:
+    """``(|base * price / 1e9|, base * price / 1e9 + quote)`` (division truncated), quote precision.
+
+    Source: protocol-v2 ``math/position.rs`` ``calculate_base_asset_value_and_pnl_with_oracle_price``.
+    """
+    if position.base_asset_amount == 0:
+        return 0, position.quote_asset_amount
+    value = _tdiv(position.base_asset_amount * max(price, 0), AMM_RESERVE_PRECISION)
+    return abs(value), value + position.quote_asset_amount
+
+
+def _perp_liability_value(base: int, price: int, prediction: bool) -> int:
+    # math/position.rs calculate_perp_liability_value / calculate_base_asset_value_with_oracle_price
+    if not prediction:
+        if base == 0:
+            return 0
+        return abs(base) * max(price, 0) // PRICE_TIMES_AMM_TO_QUOTE_PRECISION_RATIO
+    p = abs(price)
+    if base < 0:
+        return abs(base) * max(MAX_PREDICTION_MARKET_PRICE - p, 0) // BASE_PRECISION
+    return abs(base) * p // BASE_PRECISION
+
+
+def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, margin_type: str,
+                                user_custom_margin_ratio: int = 0, quote_price: int = PRICE_PRECISION,
+                                quote_twap_5min: Optional[int] = None) -> tuple[int, int, int, int]:
+    """Margin requirement and weighted P&L of one perp position.
+
+    Worst case of "all bids fill" / "all asks fill" on the liability value at the oracle price, times
+    the strict quote price (max of oracle and 5-min TWAP when strict); requirement =
+    ``liability * max(custom ratio, market ratio at the worst-case size) / 1e4`` plus $0.01 per open
+    order. P&L = base value at the oracle (``expiry_price`` in settlement) + quote + unsettled
+    funding, weighted by :func:`perp_unrealized_asset_weight`, valued at the strict quote price
+    (min for gains, max for losses), capped at $100 for initial margin.
+
+    Args:
+      position, market: :class:`PerpPosition`, :class:`PerpMarket`.
+      margin_type: ``"initial"``, ``"fill"`` or ``"maintenance"``.
+      user_custom_margin_ratio: ``MARGIN_PRECISION``.
+      quote_price, quote_twap_5min: quote token oracle / strict TWAP, ``PRICE_PRECISION``.
+
+    Returns: ``(margin_requirement, weighted_unrealized_pnl, worst_case_liability_value,
+      base_asset_value)``, all ``QUOTE_PRECISION`` ints.
+
+    Source: protocol-v2 ``math/margin.rs`` ``calculate_perp_position_value_and_pnl``; ``state/user.rs``
+    ``PerpPosition::worst_case_liability_value``.
+    """
+    t = _mtype(margin_type)
+    valuation_price = market.expiry_price if market.settlement else market.oracle_price
+    rate = market.cumulative_funding_rate_long if position.base_asset_amount > 0 else market.cumulative_funding_rate_short
+    unrealized_funding = funding_payment(rate, position)
+    base_value, pnl = base_asset_value_and_pnl(position, valuation_price)
+    total_pnl = pnl + unrealized_funding
+    bids = position.base_asset_amount + position.open_bids
+    asks = position.base_asset_amount + position.open_asks
+    lv_bids = _perp_liability_value(bids, market.oracle_price, market.prediction)
+    lv_asks = _perp_liability_value(asks, market.oracle_price, market.prediction)
+    worst_base, worst_lv = (asks, lv_asks) if lv_asks >= lv_bids else (bids, lv_bids)
+    q_max = quote_price if quote_twap_5min is None else max(quote_price, quote_twap_5min)
+    q_min = quote_price if quote_twap_5min is None else min(quote_price, quote_twap_5min)
+    worst_lv = worst_lv * q_max // PRICE_PRECISION
+    if market.settlement:
+        req = 0
+    else:
+        ratio = max(user_custom_margin_ratio, perp_margin_ratio(market, abs(worst_base), t))
+        req = worst_lv * ratio // MARGIN_PRECISION
+    req += position.open_orders * OPEN_ORDER_MARGIN_REQUIREMENT
+    uaw = perp_unrealized_asset_weight(market, total_pnl, t)
+    qp = q_min if total_pnl > 0 else (q_max if total_pnl < 0 else quote_price)
+    weighted = total_pnl
+    if uaw != SPOT_WEIGHT_PRECISION:
+        weighted = _tdiv(weighted * uaw, SPOT_WEIGHT_PRECISION)
+    if qp != PRICE_PRECISION:
+        weighted = _tdiv(weighted * qp, PRICE_PRECISION)
+    if t == "initial":
+        weighted = min(weighted, MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN)
+    return req, weighted, worst_lv, base_value
+
+
+class _Fill(NamedTuple):
+    token_amount: int
+    orders_value: int
+    token_value: int
+    weighted_token_value: int
+    free_collateral_contribution: int
+
+
+def spot_worst_case_fill(position: SpotPosition, market: SpotMarket, margin_type: str,
+                         user_custom_margin_ratio: int = 0, strict: bool = False) -> _Fill:
+    """Riskier of "all bids fill" / "all asks fill" for a (non-quote) spot position.
+
+    Each side: token amount after the fill, token value after the fill at the strict price, its
+    weighted value (asset / liability weight at the post-fill size), and the unweighted order cash leg
+    ``orders_value`` (``-open * max(price, twap) / 10**decimals``); the side with the lower
+    ``weighted + orders_value`` is kept (the ask side on ties). A custom margin ratio ``r`` then
+    re-weights with ``max(initial liability weight, 1e4 + r)`` / ``min(initial asset weight, 1e4 - r)``
+    (saturating at 0).
+
+    Returns: ``(token_amount, orders_value, token_value, weighted_token_value,
+      free_collateral_contribution)``, token native units and ``QUOTE_PRECISION``.
+
+    Source: protocol-v2 ``state/user.rs`` ``SpotPosition::get_worst_case_fill_simulation``,
+    ``simulate_fills_both_sides``, ``OrderFillSimulation::riskier_side``,
+    ``OrderFillSimulation::apply_user_custom_margin_ratio``.
+    """
+    t = _mtype(margin_type)
+    twap = market.oracle_twap_5min if strict else None
+    price = market.oracle_price
+    p_max = price if twap is None else max(price, twap)
+    amount = get_token_amount(position.scaled_balance,
+                              market.cumulative_borrow_interest if position.is_borrow else market.cumulative_deposit_interest,
+                              market.decimals, position.is_borrow)
+    amount = -amount if position.is_borrow else amount
+    token_value = get_strict_token_value(amount, market.decimals, price, twap)
+
+    def weighted(a: int, v: int) -> int:
+        if v > 0:
+            return _tdiv(v * spot_asset_weight(market, abs(a), price, t), SPOT_WEIGHT_PRECISION)
+        if v < 0:
+            return _tdiv(v * spot_liability_weight(market, abs(a), t), SPOT_WEIGHT_PRECISION)
+        return 0
+
+    if position.open_bids == 0 and position.open_asks == 0:
+        w = weighted(amount, token_value)
+        sim = _Fill(amount, 0, token_value, w, w)
+    else:
+        def side(open_orders: int) -> _Fill:
+            order_value = get_token_value(-open_orders, market.decimals, p_max)
+            a = amount + open_orders
+            v = token_value - order_value
+            w = weighted(a, v)
+            return _Fill(a, order_value, v, w, w + order_value)
+        bid, ask = side(position.open_bids), side(position.open_asks)
+        sim = ask if ask.free_collateral_contribution <= bid.free_collateral_contribution else bid
+    r = user_custom_margin_ratio
+    if r == 0:
+        return sim
+    w = sim.weighted_token_value
+    if w < 0:
+        lw = max(spot_liability_weight(market, abs(sim.token_amount), "initial"), r + SPOT_WEIGHT_PRECISION)
+        w = _tdiv(sim.token_value * lw, SPOT_WEIGHT_PRECISION)
+    elif w > 0:
+        aw = min(spot_asset_weight(market, abs(sim.token_amount), price, "initial"),
+                 max(SPOT_WEIGHT_PRECISION - r, 0))
+        w = _tdiv(sim.token_value * aw, SPOT_WEIGHT_PRECISION)
+    return _Fill(sim.token_amount, sim.orders_value, sim.token_value, w, w + sim.orders_value)
+
+
+def _check_user(user: User, spot: Mapping[int, SpotMarket], perp: Mapping[int, PerpMarket]) -> None:
+    check_int(user.max_margin_ratio, "user.max_margin_ratio", 0, U32_MAX)
+    for i, sp in enumerate(user.spot_positions):
+        if sp.market_index not in spot:
+            raise VenueInputError("spot_positions.market_index", (i,), sp.market_index, "no such spot market")
+        check_int(sp.scaled_balance, f"spot_positions[{i}].scaled_balance", 0)
+        check_int(sp.open_bids, f"spot_positions[{i}].open_bids", 0)
+        check_int(sp.open_asks, f"spot_positions[{i}].open_asks", None, 0)
+        check_int(sp.open_orders, f"spot_positions[{i}].open_orders", 0, 255)
+        m = spot[sp.market_index]
+        check_int(m.oracle_price, f"spot market {m.market_index} oracle_price", 1)
+        if m.oracle_twap_5min is not None:
+            check_int(m.oracle_twap_5min, f"spot market {m.market_index} oracle_twap_5min", 1)
+    for i, pp in enumerate(user.perp_positions):
+        if pp.market_index not in perp:
+            raise VenueInputError("perp_positions.market_index", (i,), pp.market_index, "no such perp market")
+        check_int(pp.open_bids, f"perp_positions[{i}].open_bids", 0)
+        check_int(pp.open_asks, f"perp_positions[{i}].open_asks", None, 0)
+        check_int(pp.open_orders, f"perp_positions[{i}].open_orders", 0, 255)
+        check_int(pp.max_margin_ratio, f"perp_positions[{i}].max_margin_ratio", 0, 2**16 - 1)
+        m = perp[pp.market_index]
+        if m.quote_spot_market_index not in spot:
+            raise VenueInputError("perp market quote_spot_market_index", (i,), m.quote_spot_market_index,
+                                  "quote spot market missing")
+
+
+def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequence[SpotMarket],
+                       perp_markets: Mapping[int, PerpMarket] | Sequence[PerpMarket] = (), *,
+                       margin_type: str = "initial", strict: bool = False, margin_buffer: int = 0,
+                       ignore_invalid_deposit_oracles: bool = False,
+                       margin_ratio_override: Optional[int] = None) -> MarginCalculation:
+    """Cross-margin total collateral and margin requirement of one Drift user, exact integers.
+
+    Spot (per market, in position order): market 0 (quote) adds its strict token value to total
+    collateral (deposit) or margin requirement (borrow), unweighted. Other markets: the riskier
+    order-fill simulation (:func:`spot_worst_case_fill`), each market's weighted token value and its
+    own order cash leg kept separately (positive -> collateral, negative -> requirement; never netted
+    across markets), plus ``OPEN_ORDER_MARGIN_REQUIREMENT`` ($0.01) per open order. Perps:
+    :func:`perp_position_value_and_pnl`; requirement added to the requirement, weighted P&L to the
+    collateral. Custom margin ratio: ``user.max_margin_ratio`` for initial margin only (spot and
+    perp; a perp position's own ``max_margin_ratio`` too), ``max``-ed with ``margin_ratio_override``
+    for every margin type; values above 1e4 (leverage below 1x) are allowed.
+
+    Args:
+      user: :class:`User`.
+      spot_markets, perp_markets: markets by index (mapping or sequence of markets).
+      margin_type: ``"initial"``, ``"fill"`` or ``"maintenance"``.
+      strict: use 5-min TWAPs (``StrictOraclePrice``): min for assets, max for liabilities.
+      margin_buffer: ``MARGIN_PRECISION``, e.g. the liquidation buffer (``MarginContext::liquidation``).
+      ignore_invalid_deposit_oracles: zero the value of deposits whose ``oracle_valid`` is False.
+      margin_ratio_override: ``MARGIN_PRECISION`` (``MarginContext::margin_ratio_override``).
+
+    Returns: :class:`MarginCalculation` (``QUOTE_PRECISION`` ints).
+
+    Raises: VenueInputError for unknown markets, negative bids / positive asks / negative balances,
+      bad ``margin_type``, values overflowing the venue's u32 weights, and the venue's own checks
+      (a zero-valued borrow, a zero weighted liability).
+
+    Source: protocol-v2 ``math/margin.rs``
+    ``calculate_margin_requirement_and_total_collateral_and_liability_info``;
+    ``state/margin_calculation.rs`` ``add_cross_margin_total_collateral``,
+    ``add_cross_margin_margin_requirement``.
+    """
+    t = _mtype(margin_type)
+    spot = spot_markets if isinstance(spot_markets, Mapping) else {m.market_index: m for m in spot_markets}
+    perp = perp_markets if isinstance(perp_markets, Mapping) else {m.market_index: m for m in perp_markets}
+    _check_user(user, spot, perp)
+    check_int(margin_buffer, "margin_buffer", 0)
+    tc = tc_buf = mr = mr_buf = 0
+    n_spot = n_perp = 0
+    dep_ok = liab_ok = True
+    spot_iso = perp_iso = False
+
+    def add_tc(v: int) -> None:
+        nonlocal tc, tc_buf
+        tc += v
+        if margin_buffer > 0 and v < 0:
+            tc_buf += _tdiv(v * margin_buffer, MARGIN_PRECISION)
+
+    def add_mr(req: int, liability_value: int) -> None:
+        nonlocal mr, mr_buf
+        mr += req
+        if margin_buffer > 0:
+            mr_buf += req + liability_value * margin_buffer // MARGIN_PRECISION
+
+    spot_ratio = user.max_margin_ratio if t == "initial" else 0
+    if margin_ratio_override is not None:
+        spot_ratio = max(check_int(margin_ratio_override, "margin_ratio_override", 0, U32_MAX), spot_ratio)
+
+    for sp in user.spot_positions:
+        if sp.scaled_balance == 0 and sp.open_orders == 0:
+            continue  # is_available
+        m = spot[sp.market_index]
+        twap = m.oracle_twap_5min if strict else None
+        if m.market_index == 0:
+            amount = get_token_amount(sp.scaled_balance, m.cumulative_borrow_interest if sp.is_borrow
+                                      else m.cumulative_deposit_interest, m.decimals, sp.is_borrow)
+            amount = -amount if sp.is_borrow else amount
+            value = get_strict_token_value(amount, m.decimals, m.oracle_price, twap)
+            if not sp.is_borrow:
+                if ignore_invalid_deposit_oracles and not m.oracle_valid:
+                    value = 0
+                add_tc(value)
+                dep_ok &= m.oracle_valid
+            else:
+                if value == 0:
+                    raise VenueInputError("spot_positions", (sp.market_index,), 0,
+                                          "token_value=0 for a borrow (the venue returns InvalidMarginRatio)")
+                add_mr(abs(value), abs(value))
+                n_spot += 1
+                liab_ok &= m.oracle_valid
+            continue
+        sim = spot_worst_case_fill(sp, m, t, spot_ratio, strict)
+        add_mr(sp.open_orders * OPEN_ORDER_MARGIN_REQUIREMENT, 0)
+        w, v = sim.weighted_token_value, sim.token_value
+        if v > 0:
+            if ignore_invalid_deposit_oracles and not m.oracle_valid:
+                w = 0
+            add_tc(w)
+            dep_ok &= m.oracle_valid
+        elif v < 0:
+            if w == 0:
+                raise VenueInputError("spot_positions", (sp.market_index,), 0,
+                                      "weighted_token_value=0 for a liability (the venue returns InvalidOracle)")
+            add_mr(abs(w), abs(v))
+            n_spot += 1
+            spot_iso |= m.isolated_asset_tier
+            liab_ok &= m.oracle_valid
+        elif sp.open_orders != 0 or sp.open_bids != 0 or sp.open_asks != 0:
+            n_spot += 1
+            liab_ok &= m.oracle_valid
+            spot_iso |= m.isolated_asset_tier
+        ov = sim.orders_value
+        if ov > 0:
+            if ignore_invalid_deposit_oracles and not m.oracle_valid:
+                ov = 0
+            add_tc(ov)
+        elif ov < 0:
+            add_mr(-ov, -ov)
+
+    for pp in user.perp_positions:
+        if pp.base_asset_amount == 0 and pp.quote_asset_amount == 0 and pp.open_orders == 0 \
+                and pp.open_bids == 0 and pp.open_asks == 0:
+            continue  # is_available (no LP shares, isolated balance or liquidation modelled)
+        m = perp[pp.market_index]
+        q = spot[m.quote_spot_market_index]
+        user_ratio = user.max_margin_ratio if t == "initial" else 0
+        ratio = max(user_ratio, pp.max_margin_ratio) if t == "initial" else 0
+        if margin_ratio_override is not None:
+            ratio = max(margin_ratio_override, ratio)
+        req, wpnl, lv, _ = perp_position_value_and_pnl(pp, m, t, ratio, q.oracle_price,
+                                                       q.oracle_twap_5min if strict else None)
+        add_mr(req, lv)
+        add_tc(wpnl)
+        has_liab = pp.base_asset_amount != 0 or pp.quote_asset_amount < 0 or pp.open_orders != 0 \
+            or pp.open_bids != 0 or pp.open_asks != 0
+        if has_liab:
+            n_perp += 1
+            perp_iso |= m.isolated_contract_tier
+        if has_liab or t != "initial":
+            liab_ok &= q.oracle_valid and m.oracle_valid
+    return MarginCalculation(tc, mr, tc_buf, mr_buf, n_spot, n_perp, dep_ok, liab_ok, spot_iso, perp_iso)
+
+
+def markets_from_config(cfg: Mapping) -> tuple[dict[int, SpotMarket], dict[int, PerpMarket]]:
+    """Build spot and perp markets from ``conf/margin/drift.yaml`` (``cfg["spot_markets"]``,
+    ``cfg["perp_markets"]``: lists of keyword dicts in the venue's integer precisions).
+
+    Raises: VenueInputError naming the market when a field is unknown or missing.
+    """
+    out = []
+    for key, cls in (("spot_markets", SpotMarket), ("perp_markets", PerpMarket)):
+        d = {}
+        for i, row in enumerate(cfg.get(key, []) or []):
+            try:
+                mkt = cls(**dict(row))
+            except TypeError as e:
+                raise VenueInputError(key, (i,), dict(row), str(e)) from None
+            d[mkt.market_index] = mkt
+        out.append(d)
+    return out[0], out[1]

@@ -1,0 +1,308 @@
+"""Drift protocol-v2 margin calculation in exact integers, against Drift's own unit tests.
+
+Every expected number below is copied from drift-labs/protocol-v2
+``programs/drift/src/math/margin/tests.rs`` (module and test name in each test's docstring); the market
+and position set-ups are transcribed from the same tests (prices from ``get_pyth_price(100, 6)`` =
+100 * 1e6 etc.).
+"""
+from __future__ import annotations
+
+import pytest
+
+from margin.venues import drift as d
+from margin.venues._validate import VenueInputError
+from margin.venues.drift import PerpMarket, PerpPosition, SpotMarket, SpotPosition, User, margin_calculation
+
+P6 = d.PRICE_PRECISION
+W = d.SPOT_WEIGHT_PRECISION
+MP = d.MARGIN_PRECISION
+SB = d.SPOT_BALANCE_PRECISION
+CI = d.SPOT_CUMULATIVE_INTEREST_PRECISION
+BASE = d.BASE_PRECISION
+Q = d.QUOTE_PRECISION
+
+
+def usdc(**kw):
+    args = dict(market_index=0, decimals=6, oracle_price=P6, oracle_twap_5min=P6, cumulative_deposit_interest=CI,
+                initial_asset_weight=W, maintenance_asset_weight=W, deposit_balance=10000 * SB)
+    args.update(kw)
+    return SpotMarket(**args)
+
+
+def sol(**kw):
+    args = dict(market_index=1, decimals=9, oracle_price=100 * P6, cumulative_deposit_interest=CI,
+                cumulative_borrow_interest=CI, initial_asset_weight=8 * W // 10,
+                maintenance_asset_weight=9 * W // 10, initial_liability_weight=12 * W // 10,
+                maintenance_liability_weight=11 * W // 10)
+    args.update(kw)
+    return SpotMarket(**args)
+
+
+SOL_PERP = PerpMarket(market_index=0, oracle_price=100 * P6, margin_ratio_initial=1000, margin_ratio_maintenance=500)
+
+
+# --- module `test` -------------------------------------------------------------------------------
+
+def test_spot_market_asset_weight():
+    """tests.rs `test::spot_market_asset_weight`."""
+    m = SpotMarket(1, 6, Q, initial_asset_weight=9000, initial_liability_weight=11000)
+    size, price = 1000 * Q, Q
+    assert d.spot_asset_weight(m, size, price, "initial") == 9000
+    assert d.spot_liability_weight(m, size, "initial") == 11000
+    m = SpotMarket(1, 6, Q, initial_asset_weight=9000, initial_liability_weight=11000, imf_factor=10)
+    assert d.spot_asset_weight(m, size, price, "initial") == 9000
+    assert d.spot_liability_weight(m, size, "initial") == 11000
+    assert d.spot_asset_weight(m, size * 1_000_000, price, "initial") == 8357
+    m = SpotMarket(1, 6, Q, initial_asset_weight=9000, initial_liability_weight=11000, imf_factor=10000)
+    assert d.spot_asset_weight(m, size, price, "initial") == 8357
+    assert d.spot_liability_weight(m, size, "initial") == 11962
+    m = SpotMarket(1, 6, Q, initial_asset_weight=9000, initial_liability_weight=11000,
+                   imf_factor=d.SPOT_IMF_PRECISION // 10)
+    assert d.spot_asset_weight(m, size, price, "initial") == 2642
+    assert d.spot_liability_weight(m, size, "initial") == 40422
+    assert d.spot_liability_weight(m, size, "maintenance") == 31622
+    m2 = SpotMarket(1, 6, Q, initial_asset_weight=1500, maintenance_asset_weight=7500,
+                    initial_liability_weight=15000, maintenance_liability_weight=12500)
+    size, price = 100000 * Q, Q // 2
+    assert [d.spot_asset_weight(m2, size, price, t) for t in ("initial", "fill", "maintenance")] == [1500, 4500, 7500]
+    m2 = SpotMarket(1, 6, Q, initial_asset_weight=1500, maintenance_asset_weight=7500,
+                    initial_liability_weight=15000, maintenance_liability_weight=12500,
+                    imf_factor=d.SPOT_IMF_PRECISION // 10)
+    assert [d.spot_asset_weight(m2, size, price, t) for t in ("initial", "fill", "maintenance")] == [337] * 3
+
+
+@pytest.mark.parametrize("deposit_balance,expected", [(1, 9000), (20000, 9000), (40000, 4500), (60000, 3000)])
+def test_spot_market_scale_initial_asset_weight(deposit_balance, expected):
+    """tests.rs `test::spot_market_scale_initial_asset_weight`."""
+    m = SpotMarket(1, 9, 25 * P6, initial_asset_weight=9000, initial_liability_weight=11000,
+                   scale_initial_asset_weight_start=500_000 * Q, cumulative_deposit_interest=CI,
+                   deposit_balance=deposit_balance * SB)
+    assert d.spot_scaled_initial_asset_weight(m, 25 * P6) == expected
+
+
+def test_calculate_user_equity_value_tests():
+    """tests.rs `test::calculate_user_equity_value_tests` (perp IMF margin ratio, unrealized-P&L IMF
+    weight, $100 initial-margin cap on positive P&L)."""
+    market = PerpMarket(0, 22050 * P6, margin_ratio_initial=1000, margin_ratio_maintenance=500, imf_factor=1000,
+                        unrealized_pnl_initial_asset_weight=10000, unrealized_pnl_maintenance_asset_weight=10000,
+                        unrealized_pnl_imf_factor=1000)
+    pos = PerpPosition(0, base_asset_amount=-(12295081967 // 2), quote_asset_amount=153688524588)
+    assert d.perp_unrealized_asset_weight(market, 22699050905, "initial") == 9559
+    pmr, upnl, _, _ = d.perp_position_value_and_pnl(pos, market, "initial")
+    assert upnl == 100000000
+    assert pmr == 13555327867
+    market2 = PerpMarket(**{**market.__dict__, "oracle_price": 21050 * P6})
+    _, pnl = d.base_asset_value_and_pnl(pos, market2.oracle_price)
+    assert pnl == 24282786896
+    assert [d.perp_unrealized_asset_weight(market2, pnl * k, "initial") for k in (1, 10, 100, 1000, 10000, 800000)] \
+        == [9516, 7368, 4299, 1855, 663, 78]
+    assert pnl * 800000 == 19426229516800000
+    pmr2, upnl2, _, _ = d.perp_position_value_and_pnl(pos, market2, "initial")
+    assert d.perp_unrealized_asset_weight(market2, upnl2, "initial") == 10000
+    assert upnl2 == 100000000 == upnl
+    assert pmr2 == 12940573769
+    assert pmr - pmr2 == 614754098
+
+
+# --- module `calculate_margin_requirement_and_total_collateral` -----------------------------------
+
+@pytest.mark.parametrize("name,usdc_kw,sol_kw,pos1,mr,tc", [
+    ("usdc_deposit_and_5x_sol_bid", {}, {}, dict(open_orders=1, open_bids=500 * 10**9),
+     50000010000, 50000000000),
+    ("usdc_deposit_and_5x_sol_ask", {}, {}, dict(open_orders=1, open_asks=-500 * 10**9),
+     60000010000, 60000000000),
+    ("sol_deposit_and_5x_sol_ask", dict(initial_liability_weight=W, maintenance_liability_weight=W),
+     dict(deposit_balance=10000 * SB), dict(scaled_balance=500 * SB, open_orders=1, open_asks=-3000 * 10**9),
+     300000010000, 300000000000),
+])
+def test_spot_open_orders(name, usdc_kw, sol_kw, pos1, mr, tc):
+    """tests.rs `calculate_margin_requirement_and_total_collateral::{usdc_deposit_and_5x_sol_bid,
+    usdc_deposit_and_5x_sol_ask, sol_deposit_and_5x_sol_ask}`: worst-case fill per market and the
+    $0.01 open-order charge (``OPEN_ORDER_MARGIN_REQUIREMENT``)."""
+    usdc_bal = 0 if name.startswith("sol_") else 10000 * SB
+    user = User(spot_positions=[SpotPosition(0, usdc_bal), SpotPosition(1, **pos1)])
+    r = margin_calculation(user, [usdc(**usdc_kw), sol(**sol_kw)], margin_type="initial")
+    assert (r.margin_requirement, r.total_collateral) == (mr, tc)
+
+
+def _custom_user(max_margin_ratio=0, perp_ratio=0):
+    return User(spot_positions=[SpotPosition(0, 100 * SB), SpotPosition(1, 100 * SB, is_borrow=True)],
+                perp_positions=[PerpPosition(0, base_asset_amount=100 * BASE, max_margin_ratio=perp_ratio)],
+                max_margin_ratio=max_margin_ratio)
+
+
+def test_user_custom_margin_ratio():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::user_custom_margin_ratio` (ratios
+    above 1x are allowed: 2 * MARGIN_PRECISION gives 3x spot liability weight)."""
+    mk = [usdc(), sol()]
+    assert margin_calculation(_custom_user(2 * MP), mk, [SOL_PERP]).margin_requirement == 50000000000
+    assert margin_calculation(_custom_user(MP), mk, [SOL_PERP]).margin_requirement == 30000000000
+    assert margin_calculation(_custom_user(MP // 2), mk, [SOL_PERP]).margin_requirement == 20000000000
+    r = margin_calculation(_custom_user(10 * MP), mk, [SOL_PERP], margin_type="maintenance")
+    assert r.margin_requirement == 11500000000
+    u = User(spot_positions=[SpotPosition(1, 100 * SB)], max_margin_ratio=MP // 2)
+    assert margin_calculation(u, mk, [SOL_PERP]).total_collateral == 5000000000
+
+
+def test_margin_ratio_override():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::margin_ratio_override` (the override
+    applies to maintenance too)."""
+    mk, u = [usdc(), sol()], _custom_user()
+    for ov, exp in ((2 * MP, 50000000000), (MP, 30000000000), (MP // 2, 20000000000)):
+        assert margin_calculation(u, mk, [SOL_PERP], margin_ratio_override=ov).margin_requirement == exp
+    r = margin_calculation(u, mk, [SOL_PERP], margin_type="maintenance", margin_ratio_override=10 * MP)
+    assert r.margin_requirement == 210000000000
+    u2 = User(spot_positions=[SpotPosition(1, 100 * SB)])
+    assert margin_calculation(u2, mk, [SOL_PERP], margin_ratio_override=MP // 2).total_collateral == 5000000000
+
+
+def test_user_perp_positions_custom_margin_ratio():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::user_perp_positions_custom_margin_ratio`."""
+    mk = [usdc(), sol()]
+    u = User(spot_positions=[SpotPosition(0, 100 * SB)],
+             perp_positions=[PerpPosition(0, base_asset_amount=100 * BASE, max_margin_ratio=2 * MP)])
+    assert margin_calculation(u, mk, [SOL_PERP]).margin_requirement == 20000000000
+    u = User(spot_positions=u.spot_positions, perp_positions=u.perp_positions, max_margin_ratio=4 * MP)
+    assert margin_calculation(u, mk, [SOL_PERP]).margin_requirement == 40000000000
+
+
+def test_user_and_position_max_margin_ratio_initial_vs_maintenance():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::
+    user_and_position_max_margin_ratio_initial_vs_maintenance`."""
+    mk = [usdc(), sol()]
+
+    def user(user_r, pos_r):
+        return User(spot_positions=[SpotPosition(0, 100 * SB)], max_margin_ratio=user_r,
+                    perp_positions=[PerpPosition(0, base_asset_amount=100 * BASE, max_margin_ratio=pos_r)])
+    base = margin_calculation(user(0, 0), mk, [SOL_PERP], margin_type="maintenance").margin_requirement
+    assert base == 500000000
+    for ur, pr in ((4 * MP, 2 * MP), (MP // 2, 4 * MP)):
+        assert margin_calculation(user(ur, pr), mk, [SOL_PERP], margin_type="maintenance").margin_requirement == base
+        assert margin_calculation(user(ur, pr), mk, [SOL_PERP]).margin_requirement == 40000000000
+
+
+def test_user_dust_deposit_and_borrow():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::{user_dust_deposit,
+    user_dust_borrow}` (token amounts, collateral and requirement; oracle validity is an input here)."""
+    m = sol(cumulative_deposit_interest=CI // 99)
+    assert d.get_token_amount(1040, m.cumulative_deposit_interest, 9, False) == 10
+    r = margin_calculation(User(spot_positions=[SpotPosition(1, 1040)], max_margin_ratio=2 * MP), [usdc(), m])
+    assert (r.total_collateral, r.margin_requirement) == (0, 0)
+    assert d.get_token_amount(1, CI, 9, True) == 1
+    for price in (100 * P6, P6 // 10000):  # second case: "< 1 penny"
+        u = User(spot_positions=[SpotPosition(1, 1, is_borrow=True)], max_margin_ratio=2 * MP)
+        r = margin_calculation(u, [usdc(), sol(oracle_price=price, oracle_valid=False)])
+        assert (r.total_collateral, r.margin_requirement) == (0, 3)
+        assert r.all_deposit_oracles_valid and not r.all_liability_oracles_valid
+
+
+def test_strict_maintenance():
+    """tests.rs `calculate_margin_requirement_and_total_collateral::strict_maintenance` (5-min TWAPs:
+    USDC 0.9, SOL 110)."""
+    u = User(spot_positions=[SpotPosition(0, 10000 * SB), SpotPosition(1, 100 * SB, is_borrow=True)])
+    r = margin_calculation(u, [usdc(oracle_twap_5min=P6 * 9 // 10), sol(oracle_twap_5min=110 * P6)],
+                           margin_type="maintenance", strict=True)
+    assert (r.total_collateral, r.margin_requirement) == (9000000000, 12100000000)
+
+
+@pytest.mark.parametrize("name,positions,dep_ok,liab_ok", [
+    ("invalid_oracle_for_deposit", [SpotPosition(0, 100 * SB, is_borrow=True), SpotPosition(1, 100 * SB)], False, True),
+    ("invalid_oracle_for_bid", [SpotPosition(1, 0, open_orders=1, open_bids=100 * BASE)], False, True),
+    ("invalid_oracle_for_ask", [SpotPosition(1, 0, open_orders=1, open_asks=-100 * BASE)], True, False),
+])
+def test_invalid_oracles(name, positions, dep_ok, liab_ok):
+    """tests.rs `calculate_margin_requirement_and_total_collateral::{invalid_oracle_for_deposit,
+    invalid_oracle_for_bid, invalid_oracle_for_ask}` with ``ignore_invalid_deposit_oracles``; the SOL
+    oracle is given as invalid (the venue derives this from its oracle map)."""
+    mk = [usdc(cumulative_borrow_interest=CI), sol(oracle_valid=False)]
+    r = margin_calculation(User(spot_positions=positions, max_margin_ratio=2 * MP), mk,
+                           ignore_invalid_deposit_oracles=True)
+    assert (r.all_deposit_oracles_valid, r.all_liability_oracles_valid) == (dep_ok, liab_ok)
+    assert r.total_collateral == 0
+    assert r.margin_requirement != 0
+
+
+# --- module `calculate_margin_requirement_and_total_collateral_and_liability_info` -----------------
+
+def test_no_perp_position_but_trigger_order():
+    """tests.rs `..._and_liability_info::no_perp_position_but_trigger_order`."""
+    u = User(spot_positions=[SpotPosition(0, 100 * SB)], perp_positions=[PerpPosition(0, open_orders=1)])
+    r = margin_calculation(u, [usdc(), sol()], [SOL_PERP])
+    assert r.margin_requirement == Q // 100
+    assert r.num_spot_liabilities + r.num_perp_liabilities == 1
+    assert not r.with_perp_isolated_liability and not r.with_spot_isolated_liability
+
+
+def test_isolated_contract_tier_count_and_check():
+    """tests.rs `..._and_liability_info::isolated_contract_tier_count_and_check` (order_step_size
+    10_000_000 = 0.01 SOL long)."""
+    iso = PerpMarket(**{**SOL_PERP.__dict__, "isolated_contract_tier": True})
+    u = User(spot_positions=[SpotPosition(0, 100 * SB)], perp_positions=[PerpPosition(0, open_orders=1)])
+    r = margin_calculation(u, [usdc(), sol()], [iso])
+    assert r.margin_requirement == Q // 100
+    assert r.num_spot_liabilities + r.num_perp_liabilities == 1
+    assert not r.with_spot_isolated_liability and r.with_perp_isolated_liability
+    u = User(spot_positions=[SpotPosition(0, 100 * SB)],
+             perp_positions=[PerpPosition(0, base_asset_amount=10_000_000, open_orders=1)])
+    r = margin_calculation(u, [usdc(), sol()], [iso])
+    assert r.margin_requirement == 110000
+    assert r.num_spot_liabilities + r.num_perp_liabilities == 1 and r.with_perp_isolated_liability
+
+
+def test_no_spot_position_but_trigger_order():
+    """tests.rs `..._and_liability_info::no_spot_position_but_trigger_order`."""
+    u = User(spot_positions=[SpotPosition(0, 100 * SB), SpotPosition(1, 0, open_orders=1)])
+    r = margin_calculation(u, [usdc(), sol()], [SOL_PERP])
+    assert r.margin_requirement == Q // 100
+    assert r.num_spot_liabilities + r.num_perp_liabilities == 1
+
+
+@pytest.mark.parametrize("twap,tc", [(P6, 990000), (95 * P6 // 100, 950000), (101 * P6 // 100, 990000)])
+def test_usdc_less_than_1_with_deposit(twap, tc):
+    """tests.rs `..._and_liability_info::usdc_less_than_1_with_deposit` (USDC oracle $0.99, strict;
+    first case: ``HistoricalOracleData::default_quote_oracle()``, TWAP $1)."""
+    u = User(spot_positions=[SpotPosition(0, SB)])
+    r = margin_calculation(u, [usdc(oracle_price=99 * 10000, oracle_twap_5min=twap)], strict=True)
+    assert (r.margin_requirement, r.total_collateral) == (0, tc)
+
+
+@pytest.mark.parametrize("twap,mr", [(P6, 1010000), (102 * P6 // 100, 1020000), (99 * P6 // 100, 1010000)])
+def test_usdc_more_than_1_with_borrow(twap, mr):
+    """tests.rs `..._and_liability_info::usdc_more_than_1_with_borrow` (USDC oracle $1.01, strict)."""
+    u = User(spot_positions=[SpotPosition(0, SB, is_borrow=True)])
+    m = usdc(oracle_price=101 * 10000, oracle_twap_5min=twap, borrow_balance=1000 * SB, cumulative_borrow_interest=CI)
+    r = margin_calculation(u, [m], strict=True)
+    assert (r.margin_requirement, r.total_collateral) == (mr, 0)
+
+
+@pytest.mark.parametrize("twap,mr,tc", [(101 * P6 // 100, 10100000, 10100000), (105 * P6 // 100, 10500000, 10100000),
+                                        (95 * P6 // 100, 10100000, 9500000)])
+def test_usdc_not_1_with_perp_position(twap, mr, tc):
+    """tests.rs `..._and_liability_info::usdc_not_1_with_perp_position` (USDC $1.01, 1 SOL-PERP long,
+    strict: the perp liability is valued at the max of quote oracle and TWAP)."""
+    u = User(spot_positions=[SpotPosition(0, 10 * SB)], perp_positions=[PerpPosition(0, base_asset_amount=BASE)])
+    r = margin_calculation(u, [usdc(oracle_price=101 * 10000, oracle_twap_5min=twap), sol()], [SOL_PERP], strict=True)
+    assert (r.margin_requirement, r.total_collateral) == (mr, tc)
+
+
+def test_negative_perp_pnl_liquidation_buffer():
+    """tests.rs `..._and_liability_info::negative_perp_pnl_liquidation_buffer` (``MarginContext::
+    liquidation(MARGIN_PRECISION / 100)``: maintenance with a 1 % buffer)."""
+    u = User(spot_positions=[SpotPosition(0, 100 * SB)], perp_positions=[PerpPosition(0, quote_asset_amount=-100 * Q)])
+    r = margin_calculation(u, [usdc(), sol()], [SOL_PERP], margin_type="maintenance", margin_buffer=MP // 100)
+    assert r.total_collateral == 0
+    assert r.total_collateral_plus_buffer == -Q
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(spot_positions=[SpotPosition(5, SB)]), r"no such spot market"),
+    (dict(spot_positions=[SpotPosition(1, SB, open_bids=-1)]), r"open_bids.*>= 0"),
+    (dict(spot_positions=[SpotPosition(1, SB, open_asks=1)]), r"open_asks.*<= 0"),
+    (dict(perp_positions=[PerpPosition(3, BASE)]), r"no such perp market"),
+    (dict(max_margin_ratio=-1), r"max_margin_ratio"),
+])
+def test_bad_input(kw, match):
+    with pytest.raises(VenueInputError, match=match):
+        margin_calculation(User(**kw), [usdc(), sol()], [SOL_PERP])
+    with pytest.raises(VenueInputError, match="margin_type"):
+        margin_calculation(User(), [usdc()], margin_type="init")
