@@ -55,7 +55,8 @@ __all__ = [
     "get_strict_token_value", "spot_asset_weight", "spot_scaled_initial_asset_weight",
     "spot_liability_weight", "perp_margin_ratio", "perp_unrealized_asset_weight", "funding_payment",
     "base_asset_value_and_pnl", "perp_position_value_and_pnl", "spot_worst_case_fill",
-    "margin_calculation", "markets_from_config",
+    "margin_calculation", "markets_from_config", "max_withdrawable_amount", "validate_spot_margin_trading",
+    "user_equity",
 ]
 
 PRICE_PRECISION = 10**6
@@ -804,3 +805,91 @@ def markets_from_config(cfg: Mapping) -> tuple[dict[int, SpotMarket], dict[int, 
             d[mkt.market_index] = mkt
         out.append(d)
     return out[0], out[1]
+
+
+def _signed_amount(sp: SpotPosition, m: SpotMarket) -> int:
+    a = get_token_amount(sp.scaled_balance, m.cumulative_borrow_interest if sp.is_borrow
+                         else m.cumulative_deposit_interest, m.decimals, sp.is_borrow)
+    return -a if sp.is_borrow else a
+
+
+def max_withdrawable_amount(market_index: int, user: User, spot_markets, perp_markets=()) -> int:
+    """Largest withdrawal (token native units) of spot market ``market_index`` keeping initial margin:
+    ``(free collateral - 1) * 1e4 / asset weight * PRICE_PRECISION / price``, rescaled from 6 decimals
+    to the token's; the whole balance when the user has no liabilities; ``2**64 - 1`` when the asset
+    weight is 0.
+
+    Source: protocol-v2 ``math/margin.rs`` ``calculate_max_withdrawable_amount``.
+    """
+    spot = spot_markets if isinstance(spot_markets, Mapping) else {m.market_index: m for m in spot_markets}
+    calc = margin_calculation(user, spot, perp_markets, margin_type="initial")
+    m = spot[market_index]
+    sp = next((p for p in user.spot_positions if p.market_index == market_index), SpotPosition(market_index))
+    amount = abs(_signed_amount(sp, m))
+    aw = spot_asset_weight(m, amount, m.oracle_price, "initial")
+    if aw == 0:
+        return 2**64 - 1
+    if calc.num_spot_liabilities + calc.num_perp_liabilities == 0:
+        return amount
+    num, den = (10 ** (m.decimals - 6), 1) if m.decimals > 6 else (1, 10 ** (6 - m.decimals))
+    return max(calc.free_collateral - 1, 0) * MARGIN_PRECISION // aw * PRICE_PRECISION // m.oracle_price * num // den
+
+
+def validate_spot_margin_trading(user: User, spot_markets, perp_markets=(),
+                                 is_margin_trading_enabled: bool = False) -> Optional[str]:
+    """Spot margin-trading check: ``None`` when allowed, else the venue's error name.
+
+    Without margin trading, open asks may not exceed a market's (signed) balance and the value of all
+    open bids (at oracle prices) may not exceed the quote (market 0) balance
+    (``"MarginTradingDisabled"``); with it, no open position in an isolated-tier perp market
+    (``"IsolatedAssetTierViolation"``).
+
+    Source: protocol-v2 ``math/margin.rs`` ``validate_spot_margin_trading``.
+    """
+    spot = spot_markets if isinstance(spot_markets, Mapping) else {m.market_index: m for m in spot_markets}
+    perp = perp_markets if isinstance(perp_markets, Mapping) else {m.market_index: m for m in perp_markets}
+    if is_margin_trading_enabled:
+        for pp in user.perp_positions:
+            if pp.base_asset_amount or pp.quote_asset_amount or pp.open_orders or pp.open_bids or pp.open_asks:
+                if perp[pp.market_index].isolated_contract_tier:
+                    return "IsolatedAssetTierViolation"
+        return None
+    bids_value = 0
+    for sp in user.spot_positions:
+        m = spot[sp.market_index]
+        if sp.open_asks < 0 and _signed_amount(sp, m) + sp.open_asks < 0:
+            return "MarginTradingDisabled"
+        if sp.open_bids > 0:
+            bids_value += get_token_value(-sp.open_bids, m.decimals, m.oracle_price)
+    quote = next((p for p in user.spot_positions if p.market_index == 0), None)
+    q_amount = 0 if quote is None or (quote.scaled_balance == 0 and quote.open_orders == 0) \
+        else _signed_amount(quote, spot[0])
+    if bids_value != 0 and q_amount + bids_value < 0:
+        return "MarginTradingDisabled"
+    return None
+
+
+def user_equity(user: User, spot_markets, perp_markets=()) -> int:
+    """Net USD value (``QUOTE_PRECISION``): spot token values at oracle prices plus each perp's
+    unrealized P&L and funding times the quote price (truncated).
+
+    Source: protocol-v2 ``math/margin.rs`` ``calculate_user_equity``.
+    """
+    spot = spot_markets if isinstance(spot_markets, Mapping) else {m.market_index: m for m in spot_markets}
+    perp = perp_markets if isinstance(perp_markets, Mapping) else {m.market_index: m for m in perp_markets}
+    _check_user(user, spot, perp)
+    total = 0
+    for sp in user.spot_positions:
+        if sp.scaled_balance == 0 and sp.open_orders == 0:
+            continue
+        m = spot[sp.market_index]
+        total += get_token_value(_signed_amount(sp, m), m.decimals, m.oracle_price)
+    for pp in user.perp_positions:
+        if not (pp.base_asset_amount or pp.quote_asset_amount or pp.open_orders or pp.open_bids or pp.open_asks):
+            continue
+        m = perp[pp.market_index]
+        qp = spot[m.quote_spot_market_index].oracle_price
+        rate = m.cumulative_funding_rate_long if pp.base_asset_amount > 0 else m.cumulative_funding_rate_short
+        _, pnl = base_asset_value_and_pnl(pp, m.expiry_price if m.settlement else m.oracle_price)
+        total += _tdiv((pnl + funding_payment(rate, pp)) * qp, PRICE_PRECISION)
+    return total

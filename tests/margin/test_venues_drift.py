@@ -306,3 +306,75 @@ def test_bad_input(kw, match):
         margin_calculation(User(**kw), [usdc(), sol()], [SOL_PERP])
     with pytest.raises(VenueInputError, match="margin_type"):
         margin_calculation(User(), [usdc()], margin_type="init")
+
+
+# --- modules `calculate_max_withdrawable_amount`, `validate_spot_margin_trading`,
+# `calculate_user_equity`, `calculate_perp_position_value_and_pnl_prediction_market` ---------------
+
+@pytest.mark.parametrize("name,positions,index,expected", [
+    ("usdc_withdraw", [SpotPosition(0, 10000 * SB), SpotPosition(1, 0, open_orders=1, open_bids=100 * 10**9)], 0,
+     10000000000),
+    ("sol_withdraw", [SpotPosition(0, 10000 * SB, is_borrow=True), SpotPosition(1, 200 * SB)], 1, 74999999000),
+    ("sol_dust_withdraw", [SpotPosition(0, 1, is_borrow=True), SpotPosition(1, 8008)], 1, 7000),
+])
+def test_calculate_max_withdrawable_amount(name, positions, index, expected):
+    """tests.rs `calculate_max_withdrawable_amount::{usdc_withdraw, sol_withdraw, sol_dust_withdraw}`."""
+    liab = {} if name == "usdc_withdraw" else dict(initial_liability_weight=W, maintenance_liability_weight=W)
+    mk = [usdc(cumulative_borrow_interest=CI, **liab), sol()]
+    assert d.max_withdrawable_amount(index, User(spot_positions=positions), mk) == expected
+
+
+@pytest.mark.parametrize("name,usdc_pos,sol_pos,expected", [
+    ("sol_ask_larger_than_deposit", SpotPosition(0, 10000 * SB), SpotPosition(1, SB, open_asks=-100 * 10**9),
+     "MarginTradingDisabled"),
+    ("sol_ask_smaller_than_deposit", SpotPosition(0, 10000 * SB), SpotPosition(1, 2 * SB, open_asks=-10**9), None),
+    ("sol_ask_with_borrow", SpotPosition(0, 10000 * SB), SpotPosition(1, 2 * SB, is_borrow=True, open_asks=-10**9),
+     "MarginTradingDisabled"),
+    ("sol_bids_value_larger_than_usdc_deposit", SpotPosition(0, 100 * SB), SpotPosition(1, 2 * SB, open_bids=2 * 10**9),
+     "MarginTradingDisabled"),
+    ("sol_bids_value_smaller_than_usdc_deposit", SpotPosition(0, 1000 * SB),
+     SpotPosition(1, 2 * SB, open_bids=2 * 10**9), None),
+    ("sol_bids_with_usdc_borrow", SpotPosition(0, 100 * SB, is_borrow=True),
+     SpotPosition(1, 2 * SB, open_bids=2 * 10**9), "MarginTradingDisabled"),
+])
+def test_validate_spot_margin_trading(name, usdc_pos, sol_pos, expected):
+    """tests.rs `validate_spot_margin_trading::*` (the six spot cases)."""
+    u = User(spot_positions=[usdc_pos, sol_pos])
+    assert d.validate_spot_margin_trading(u, [usdc(cumulative_borrow_interest=CI), sol()]) == expected
+
+
+def test_attempt_enable_margin_trading_with_isolated_perp():
+    """tests.rs `validate_spot_margin_trading::attempt_enable_margin_trading_with_isolated_perp`."""
+    iso = PerpMarket(**{**SOL_PERP.__dict__, "isolated_contract_tier": True})
+    u = User(spot_positions=[SpotPosition(0, 100 * SB), SpotPosition(1, 2 * SB, open_bids=2 * 10**9)],
+             perp_positions=[PerpPosition(0, BASE, -150 * Q, open_orders=1, open_bids=BASE)])
+    assert d.validate_spot_margin_trading(u, [usdc(), sol()], [iso], is_margin_trading_enabled=True) \
+        == "IsolatedAssetTierViolation"
+
+
+@pytest.mark.parametrize("name,positions,perps,expected", [
+    ("usdc_deposit_positive_perp_pnl", [SpotPosition(0, 10 * SB)], [PerpPosition(0, BASE, -90 * Q)], 20000000),
+    ("usdc_deposit_negative_perp_pnl", [SpotPosition(0, 10 * SB)], [PerpPosition(0, BASE, -105 * Q)], 5000000),
+    ("usdc_deposit_sol_borrow", [SpotPosition(0, 10000 * SB), SpotPosition(1, 90 * SB, is_borrow=True)], [],
+     1000000000),
+])
+def test_calculate_user_equity(name, positions, perps, expected):
+    """tests.rs `calculate_user_equity::*` (SOL 5-min TWAP 110 is ignored: equity uses oracle prices)."""
+    pm = PerpMarket(0, 100 * P6, margin_ratio_initial=2000, margin_ratio_maintenance=1000)
+    u = User(spot_positions=positions, perp_positions=perps)
+    assert d.user_equity(u, [usdc(), sol(oracle_twap_5min=110 * P6)], [pm]) == expected
+
+
+@pytest.mark.parametrize("name,price,base,quote", [
+    ("long", P6 // 4, -BASE, Q * 3 // 4),
+    ("short", P6 * 3 // 4, BASE, -Q // 4),
+])
+def test_prediction_market(name, price, base, quote):
+    """tests.rs `calculate_perp_position_value_and_pnl_prediction_market::{long, short}`."""
+    m = PerpMarket(0, price, margin_ratio_initial=10_000, margin_ratio_maintenance=9_999, prediction=True,
+                   unrealized_pnl_maintenance_asset_weight=W, unrealized_pnl_initial_asset_weight=0)
+    pos = PerpPosition(0, base_asset_amount=base, quote_asset_amount=quote)
+    req, upnl, _, _ = d.perp_position_value_and_pnl(pos, m, "initial")
+    assert (req, upnl) == (Q * 3 // 4, 0)
+    req, upnl, _, _ = d.perp_position_value_and_pnl(pos, m, "maintenance")
+    assert (req, upnl) == (749925, 500000)
