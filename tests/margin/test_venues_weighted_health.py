@@ -119,7 +119,7 @@ def test_mango_v4_serum3_reserved_funds_published_cases(tokens, oo12, oo13, expe
               market_base_index=np.array([1, 2]), market_quote_index=np.array([0, 0]))
     r = health(np.array([tokens], float), MANGO_P, MANGO_W, dtype=jnp.float64, **kw)
     assert float(r.health[0]) == pytest.approx(expected, abs=1e-9)
-    ref, _ = health_reference(list(map(float, tokens)), MANGO_P, MANGO_W, reserved_base=kw["reserved_base"][0],
+    ref, *_ = health_reference(list(map(float, tokens)), MANGO_P, MANGO_W, reserved_base=kw["reserved_base"][0],
                               reserved_quote=kw["reserved_quote"][0], market_base_index=[1, 2],
                               market_quote_index=[0, 0])
     assert ref == pytest.approx(expected, abs=1e-9)
@@ -158,7 +158,7 @@ def test_kernel_matches_slow_reference(rand_weights, seed, htype):
     r32 = health(b, p, rand_weights, user_margin_ratio=umr, **kw, **mk)
     assert r32.health.dtype == jnp.float32 and r64.health.dtype == jnp.float64
     for i in range(N):
-        h, ratio = health_reference(b[i], p, rand_weights, open_bids=ob[i], open_asks=oa[i], bid_prices=bp,
+        h, ratio, *_ = health_reference(b[i], p, rand_weights, open_bids=ob[i], open_asks=oa[i], bid_prices=bp,
                                     ask_prices=ap, total_deposits_usd=dep, total_borrows_usd=bor,
                                     health_type=htype, user_margin_ratio=float(umr[i]), reserved_base=rb[i],
                                     reserved_quote=rq[i], market_base_index=bidx, market_quote_index=qidx)
@@ -207,7 +207,7 @@ def test_config_loads():
     (dict(health_type="initial"), r"health_type"),
     (dict(balances=np.array([[1.0, np.inf]])), r"balances at index \(0, 1\)"),
     (dict(weights=_w()._replace(init_liab=np.array([1.0, 0.9]))), r"weights.init_liab at index \(1,\)"),
-    (dict(user_margin_ratio=np.array([1.5])), r"user_margin_ratio at index \(0,\)"),
+    (dict(user_margin_ratio=np.array([-0.5])), r"user_margin_ratio at index \(0,\)"),
     (dict(reserved_base=np.zeros((1, 1))), r"must be given together"),
     (dict(reserved_base=np.array([[-1.0]]), reserved_quote=np.zeros((1, 1)), market_base_index=np.array([1]),
           market_quote_index=np.array([0])), r"reserved_base at index \(0, 0\)"),
@@ -223,3 +223,153 @@ def test_bad_input_raises_before_kernel(kwargs, match, monkeypatch):
     b, p, w = args.pop("balances"), args.pop("prices"), args.pop("weights")
     with pytest.raises(VenueInputError, match=match):
         health(b, p, w, **args)
+
+
+# --- perps, per-market order cash, Drift open-order charge: venue vectors through the float kernel ---
+
+PW = wh.PerpWeights
+
+
+def _mango_perp_weights():
+    # mango-v4 health/test.rs mock_perp_market(.., (0.2, 0.1), (0.05, 0.02))
+    one = lambda v: np.array([v])  # noqa: E731
+    return PW(one(0.8), one(0.9), one(1.2), one(1.1), one(0.95), one(0.98), one(0.0), one(0.0))
+
+
+BL = 10.0 * 5.0  # cache.rs test_health1: base_lots_to_quote
+MANGO_HEALTH1_PERP = {  # case: (token1, token2, token3, oo_1_2, oo_1_3, perp1, expected), cache.rs test_health1
+    0: (100, -10, 0, (20, 15), (0, 0), (3, -131, 7, 11),
+        0.8 * (100.0 + (20.0 + 15.0 * 5.0) + (3.0 + 7.0) * BL * 0.8 + (-131.0 - 7.0 * BL)) - 10.0 * 5.0 * 1.5),
+    1: (-100, 10, 0, (20, 15), (0, 0), (-10, -131, 7, 11),
+        1.2 * (-100.0 + (-10.0 - 11.0) * BL * 1.2 + (-131.0 + 11.0 * BL)) + (10.0 * 5.0 + (20.0 + 15.0 * 5.0)) * 0.5),
+    2: (0, 0, 0, (0, 0), (0, 0), (-1, 100, 0, 0), 0.8 * 0.95 * (100.0 - 1.2 * 1.0 * BL)),
+    3: (0, 0, 0, (0, 0), (0, 0), (1, -100, 0, 0), 1.2 * (-100.0 + 0.8 * 1.0 * BL)),
+    4: (0, 0, 0, (0, 0), (0, 0), (10, 100, 0, 0), 0.8 * 0.95 * (100.0 + 0.8 * 10.0 * BL)),
+    5: (0, 0, 0, (0, 0), (0, 0), (30, -100, 0, 0), 0.8 * 0.95 * (-100.0 + 0.8 * 30.0 * BL)),
+    12: (-100, 0, 0, (0, 0), (0, 0), (1, 100, 0, 0), 0.8 * (-100.0 + 0.95 * (100.0 + 0.8 * 1.0 * BL))),
+    13: (100, 0, 0, (0, 0), (0, 0), (-1, -100, 0, 0), 1.2 * (100.0 - 100.0 - 1.2 * 1.0 * BL)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANGO_HEALTH1_PERP))
+def test_mango_v4_test_health1_perp_cases_float_kernel(case):
+    """mango-v4 ``health/cache.rs`` `test_health1`, the cases with perp positions, through the float
+    kernel (``perp_model="mango"``, float64); tolerance the venue's ``health_eq`` (0.001). Perp base
+    in base native units (lots x base_lot_size 10), quote in settle-token (token 1, $1) native units."""
+    t1, t2, t3, oo12, oo13, perp1, expected = MANGO_HEALTH1_PERP[case]
+    r = health(np.array([[t1, t2, t3]], float), MANGO_P, MANGO_W._replace(init_asset=np.array([0.8, 0.5, 0.5]),
+               init_liab=np.array([1.2, 1.5, 1.5])), dtype=jnp.float64,
+               reserved_quote=np.array([[oo12[0], oo13[0]]], float), reserved_base=np.array([[oo12[1], oo13[1]]], float),
+               market_base_index=np.array([1, 2]), market_quote_index=np.array([0, 0]),
+               perp_base=np.array([[perp1[0] * 10.0]]), perp_quote=np.array([[float(perp1[1])]]),
+               perp_bids=np.array([[perp1[2] * 10.0]]), perp_asks=np.array([[perp1[3] * 10.0]]),
+               perp_prices=np.array([5.0]), perp_weights=_mango_perp_weights(), perp_settle_index=np.array([0]))
+    assert abs(float(r.health[0]) - expected) < 1e-3
+
+
+DRIFT_W = TokenWeights(np.array([1.0, 0.8]), np.array([1.0, 0.9]), np.array([1.0, 1.2]), np.array([1.0, 1.1]),
+                       np.full(2, INF), np.full(2, INF), np.zeros(2))
+
+
+@pytest.mark.parametrize("name,bal,bids,asks,tc,mr", [
+    ("usdc_deposit_and_5x_sol_bid", [10_000.0, 0.0], 500.0, 0.0, 50000.0, 50000.01),
+    ("usdc_deposit_and_5x_sol_ask", [10_000.0, 0.0], 0.0, 500.0, 60000.0, 60000.01),
+    ("sol_deposit_and_5x_sol_ask", [0.0, 500.0], 0.0, 3000.0, 300000.0, 300000.01),
+])
+def test_drift_open_order_vectors_float_kernel(name, bal, bids, asks, tc, mr):
+    """drift protocol-v2 ``math/margin/tests.rs`` `calculate_margin_requirement_and_total_collateral::`
+    ``name``: total collateral and margin requirement including the $0.01 open-order charge (one open
+    order), through the float kernel (float64; the exact integers are in ``test_venues_drift.py``)."""
+    r = health(np.array([bal]), np.array([1.0, 100.0]), DRIFT_W, dtype=jnp.float64,
+               open_bids=np.array([[0.0, bids]]), open_asks=np.array([[0.0, asks]]), open_orders=np.array([[0, 1]]))
+    assert float(r.assets[0]) == pytest.approx(tc, abs=1e-6)
+    assert float(r.liabilities[0]) == pytest.approx(mr, abs=1e-6)
+
+
+@pytest.mark.parametrize("umr,mr", [(2.0, 50000.0), (1.0, 30000.0), (0.5, 20000.0)])
+def test_drift_user_custom_margin_ratio_float_kernel(umr, mr):
+    """drift ``math/margin/tests.rs`` `calculate_margin_requirement_and_total_collateral::
+    user_custom_margin_ratio` (USDC 100, SOL borrow 100, SOL-PERP long 100, ratios 0.1 / 0.05): margin
+    ratios above 1 (leverage below 1x) are allowed; ``perp_model="drift"``, float64."""
+    pw = PW(np.array([0.9]), np.array([0.95]), np.array([1.1]), np.array([1.05]), np.zeros(1), np.zeros(1),
+            np.zeros(1), np.zeros(1))
+    r = health(np.array([[100.0, -100.0]]), np.array([1.0, 100.0]), DRIFT_W, dtype=jnp.float64,
+               user_margin_ratio=np.array([umr]), perp_base=np.array([[100.0]]), perp_prices=np.array([100.0]),
+               perp_weights=pw, perp_model="drift")
+    assert float(r.liabilities[0]) == pytest.approx(mr, abs=1e-6)
+    if umr == 2.0:  # maintenance is unaffected: 100 * 100 * .05 + 100 * $100 * 1.1
+        r = health(np.array([[100.0, -100.0]]), np.array([1.0, 100.0]), DRIFT_W, dtype=jnp.float64,
+                   health_type="maint", user_margin_ratio=np.array([10.0]), perp_base=np.array([[100.0]]),
+                   perp_prices=np.array([100.0]), perp_weights=pw, perp_model="drift")
+        assert float(r.liabilities[0]) == pytest.approx(11500.0, abs=1e-6)
+
+
+def test_order_cash_kept_per_market():
+    """Two markets, a bid in one and an ask in the other: each market's cash leg counts on its own
+    side of the balance sheet (Drift ``worst_case_orders_value`` per spot market), so assets and
+    liabilities equal the exact Drift calculation of the same account."""
+    from margin.venues import drift as d
+    w = TokenWeights(np.array([1.0, 0.8, 0.8]), np.array([1.0, 0.9, 0.9]), np.array([1.0, 1.2, 1.2]),
+                     np.array([1.0, 1.1, 1.1]), np.full(3, INF), np.full(3, INF), np.zeros(3))
+    r = health(np.array([[1000.0, 0.0, 0.0]]), np.array([1.0, 100.0, 50.0]), w, dtype=jnp.float64,
+               open_bids=np.array([[0.0, 10.0, 0.0]]), open_asks=np.array([[0.0, 0.0, 20.0]]),
+               open_orders=np.array([[0, 1, 1]]))
+    sp = lambda i, px: d.SpotMarket(i, 9, px * 10**6, initial_asset_weight=8000, maintenance_asset_weight=9000,  # noqa: E731
+                                    initial_liability_weight=12000, maintenance_liability_weight=11000,
+                                    cumulative_deposit_interest=10**10, cumulative_borrow_interest=10**10)
+    usdc = d.SpotMarket(0, 6, 10**6, cumulative_deposit_interest=10**10)
+    u = d.User(spot_positions=[d.SpotPosition(0, 1000 * 10**9), d.SpotPosition(1, 0, open_orders=1, open_bids=10 * 10**9),
+                               d.SpotPosition(2, 0, open_orders=1, open_asks=-20 * 10**9)])
+    ex = d.margin_calculation(u, [usdc, sp(1, 100), sp(2, 50)])
+    assert float(r.assets[0]) == pytest.approx(ex.total_collateral / 1e6, abs=1e-6)
+    assert float(r.liabilities[0]) == pytest.approx(ex.margin_requirement / 1e6, abs=1e-6)
+    assert float(r.health_ratio[0]) == pytest.approx(ex.health_ratio, rel=1e-9)
+
+
+@pytest.mark.parametrize("model,htype", [("mango", "init"), ("drift", "init"), ("drift", "maint")])
+def test_perp_kernel_matches_slow_reference(rand_weights, model, htype):
+    rng = np.random.default_rng(7)
+    n, p_ = 8, 3
+    b = rng.normal(0, 100, (n, K))
+    p = np.array([1.0, *rng.uniform(0.5, 500, K - 1)])
+    ob = np.abs(rng.normal(0, 30, (n, K))) * (rng.random((n, K)) < 0.5)
+    ob[:, 0] = 0
+    oc = rng.integers(0, 3, (n, K)).astype(float)
+    pb, pq = rng.normal(0, 10, (n, p_)), rng.normal(0, 500, (n, p_))
+    pbid, pask = np.abs(rng.normal(0, 5, (n, p_))), np.abs(rng.normal(0, 5, (n, p_)))
+    poc = rng.integers(0, 3, (n, p_)).astype(float)
+    pp = rng.uniform(10, 1000, p_)
+    pw = PW(np.array([0.8, 0.9, 0.5]), np.array([0.9, 0.95, 0.7]), np.array([1.2, 1.1, 1.5]), np.array([1.1, 1.05, 1.3]),
+            np.array([0.95, 0.0, 0.5]), np.array([0.98, 1.0, 0.8]), np.array([0.0, 0.001, 0.01]),
+            np.array([0.0, 0.001, 0.0]))
+    sidx = np.array([0, 0, 1])
+    umr = rng.uniform(0, 2, n)
+    kw = dict(health_type=htype, perp_settle_index=sidx, perp_model=model)
+    r = health(b, p, rand_weights, open_bids=ob, open_orders=oc, user_margin_ratio=umr, perp_base=pb, perp_quote=pq,
+               perp_bids=pbid, perp_asks=pask, perp_open_orders=poc, perp_prices=pp, perp_weights=pw,
+               dtype=jnp.float64, **kw)
+    for i in range(n):
+        h, _, a, l_ = health_reference(b[i], p, rand_weights, open_bids=ob[i], open_orders=oc[i],
+                                       user_margin_ratio=float(umr[i]), perp_base=pb[i], perp_quote=pq[i],
+                                       perp_bids=pbid[i], perp_asks=pask[i], perp_open_orders=poc[i], perp_prices=pp,
+                                       perp_weights=pw, **kw)
+        assert float(r.health[i]) == pytest.approx(h, rel=1e-12, abs=1e-9)
+        assert float(r.assets[i]) == pytest.approx(a, rel=1e-12, abs=1e-9)
+        assert float(r.liabilities[i]) == pytest.approx(l_, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(perp_base=np.zeros((1, 1))), r"must be given together"),
+    (dict(perp_base=np.zeros((1, 1)), perp_prices=np.array([0.0]), perp_weights=None), r"perp_weights"),
+    (dict(open_orders=np.array([[0.0, -1.0]])), r"open_orders at index \(0, 1\)"),
+    (dict(perp_model="dydx", perp_base=np.zeros((1, 1)), perp_prices=np.ones(1),
+          perp_weights=PW(*[np.ones(1)] * 8)), r"perp_model"),
+    (dict(perp_base=np.zeros((1, 1)), perp_prices=np.ones(1), perp_weights=PW(*[np.ones(1)] * 8),
+          perp_bids=np.array([[-1.0]])), r"perp_bids at index \(0, 0\)"),
+    (dict(perp_base=np.zeros((1, 1)), perp_prices=np.ones(1), perp_weights=PW(*[np.ones(1)] * 8),
+          perp_settle_index=np.array([4])), r"perp_settle_index"),
+])
+def test_perp_bad_input_raises_before_kernel(kwargs, match, monkeypatch):
+    monkeypatch.setattr(wh, "_health_kernel", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    with pytest.raises(VenueInputError, match=match):
+        health(np.array([[1.0, 2.0]]), P, _w(), **kwargs)
