@@ -1,9 +1,12 @@
-"""Venue rule sets: dYdX v4, Aave v3 and weighted-health (Mango v4 / Drift style) engines.
+"""Venue rule sets: dYdX v4, Aave v3, Drift v2, Mango v4 and the weighted-health (Mango v4 / Drift
+style) batched engine.
 
-Public API of ``margin.venues``; implementation in the modules ``dydx``, ``aave`` and
-``weighted_health``. See ``margin/venues/README.md`` for each rule set and its source.
+Public API of ``margin.venues``; implementation in the modules ``dydx``, ``aave``, ``drift`` (exact
+integers), ``mango`` (exact I80F48) and ``weighted_health`` (batched JAX float kernel). The Drift and
+Mango names are reached through their modules (``venues.drift.margin_calculation``,
+``venues.mango.new_health_cache``). See ``margin/venues/README.md`` for each rule set and its source.
 """
-from margin.venues import aave, dydx, weighted_health
+from margin.venues import aave, drift, dydx, mango, weighted_health
 from margin.venues._validate import VenueInputError
 from margin.venues.aave import (
     AaveReserve,
@@ -39,10 +42,12 @@ from margin.venues.dydx import (
 )
 from margin.venues.weighted_health import (
     HealthResult,
+    PerpWeights,
     TokenWeights,
     effective_weights,
     health,
     health_reference,
+    perp_weights_from_config,
     weights_from_config,
 )
 
@@ -83,9 +88,14 @@ __all__ = [
     # weighted health (Mango v4 / Drift style)
     "weighted_health",
     "HealthResult",
+    "PerpWeights",
     "TokenWeights",
     "effective_weights",
     "health",
     "health_reference",
+    "perp_weights_from_config",
     "weights_from_config",
+    # Drift protocol-v2 (exact integers) and Mango v4 (exact I80F48)
+    "drift",
+    "mango",
 ]

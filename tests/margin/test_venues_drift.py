@@ -378,3 +378,20 @@ def test_prediction_market(name, price, base, quote):
     assert (req, upnl) == (Q * 3 // 4, 0)
     req, upnl, _, _ = d.perp_position_value_and_pnl(pos, m, "maintenance")
     assert (req, upnl) == (749925, 500000)
+
+
+def test_config_loads():
+    """conf/margin/drift.yaml builds markets (composed with Hydra, as the entry points do)."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    conf_dir = Path(__file__).resolve().parents[2] / "conf" / "margin"
+    with initialize_config_dir(version_base=None, config_dir=str(conf_dir)):
+        cfg = OmegaConf.to_container(compose(config_name="drift"), resolve=True)
+    spot, perp = d.markets_from_config(cfg)
+    assert sorted(spot) == [0, 1] and sorted(perp) == [0]
+    r = margin_calculation(User(spot_positions=[SpotPosition(0, 100 * SB)]), spot, perp)
+    assert (r.total_collateral, r.margin_requirement) == (100 * Q, 0)
+    with pytest.raises(VenueInputError, match="spot_markets"):
+        d.markets_from_config({"spot_markets": [{"market_index": 0, "bogus": 1}]})

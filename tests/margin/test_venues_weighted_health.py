@@ -195,6 +195,9 @@ def test_config_loads():
     assert np.all(w.init_asset <= w.maint_asset) and np.all(w.init_liab >= w.maint_liab)
     r = health(np.zeros((1, len(syms))), np.ones(len(syms)), w)
     assert float(r.health[0]) == 0.0
+    psyms, settle, pw = wh.perp_weights_from_config(_load_conf())
+    assert psyms and all(s in syms for s in settle) and len(pw.init_base_liab) == len(psyms)
+    assert np.all(pw.init_base_asset <= pw.maint_base_asset) and np.all(pw.init_base_liab >= pw.maint_base_liab)
 
 
 @pytest.mark.parametrize("kwargs,match", [
