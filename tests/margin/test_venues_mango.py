@@ -139,3 +139,28 @@ def test_i80f48_rounding():
     assert m.to_f64(m.mul(x, price)) == pytest.approx(13.726375969298193, abs=1e-15)
     assert m.mul(-x, price) == -m.mul(x, price) - 1
     assert m.div(F(1), F(2**48)) != 0 and m.div(F(1), F(2**49)) == 0
+
+
+def test_health_perp_funding():
+    """client.rs `test_health_perp_funding` (unsettled funding 10 lots x (10.1 - 10.0) reduces the quote)."""
+    pm = m.PerpMarket(**{**perp_market().__dict__, "oracle_price": F(1.0), "long_funding": F(10.1)})
+    pos = m.PerpPosition(9, base_position_lots=10, quote_position_native=F(-110), long_settled_funding=F(10.0))
+    hc = m.new_health_cache(m.Account([bank(0, 1.0, 0.2, 0.1, 100)], [], [(pos, pm)]))
+    assert health_eq(hc.health("init"), 0.8 * (100.0 + 0.8 * 100.0 - 110.0 - 1.0))
+
+
+def test_health_stable_price_token():
+    """client.rs `test_health_stable_price_token` (stable price 0.5 vs oracle 1.0: init health values
+    assets at the lower and liabilities at the higher of the two; maint at the oracle)."""
+    def b(change):
+        return m.Bank(**{**bank(0, 1.0, 0.2, 0.1, change).__dict__, "stable_price": F(0.5)})
+    pm = m.PerpMarket(**{**perp_market().__dict__, "oracle_price": F(1.0), "stable_price": F(0.5)})
+    acc1 = m.new_health_cache(m.Account([b(100)]))
+    acc2 = m.new_health_cache(m.Account([b(-100)]))
+    acc3 = m.new_health_cache(m.Account([b(0)], [], [(m.PerpPosition(9, 10, F(-100)), pm)]))
+    assert health_eq(acc1.health("init"), 0.8 * 0.5 * 100.0)
+    assert health_eq(acc1.health("maint"), 0.9 * 1.0 * 100.0)
+    assert health_eq(acc2.health("init"), -1.2 * 1.0 * 100.0)
+    assert health_eq(acc2.health("maint"), -1.1 * 1.0 * 100.0)
+    assert health_eq(acc3.health("init"), 1.2 * (0.8 * 0.5 * 10.0 * 10.0 - 100.0))
+    assert health_eq(acc3.health("maint"), 1.1 * (0.9 * 1.0 * 10.0 * 10.0 - 100.0))
