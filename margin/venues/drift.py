@@ -56,7 +56,8 @@ __all__ = [
     "spot_liability_weight", "perp_margin_ratio", "perp_unrealized_asset_weight", "funding_payment",
     "base_asset_value_and_pnl", "perp_position_value_and_pnl", "spot_worst_case_fill",
     "margin_calculation", "markets_from_config", "max_withdrawable_amount", "validate_spot_margin_trading",
-    "user_equity",
+    "user_equity", "DriftError", "MarginTypeConfig", "IsolatedMarginCalculation",
+    "validate_any_isolated_tier_requirements", "meets_place_order_margin_requirement",
 ]
 
 PRICE_PRECISION = 10**6
@@ -81,6 +82,16 @@ _TYPES = ("initial", "fill", "maintenance")
 # Rust integer semantics
 # ---------------------------------------------------------------------------------------------
 
+class DriftError(VenueInputError):
+    """The venue itself returns an error (``ErrorCode``): ``code`` is its name, e.g.
+    ``"InvalidPoolId"``, ``"InsufficientCollateral"``, ``"IsolatedAssetTierViolation"``,
+    ``"InvalidMarginRatio"``, ``"InvalidOracle"``."""
+
+    def __init__(self, code: str, field: str, index, value, reason: str):
+        self.code = code
+        super().__init__(field, index, value, f"{code}: {reason}")
+
+
 def _tdiv(a: int, b: int) -> int:
     """Rust ``/`` / ``checked_div`` on integers: truncation towards zero."""
     q = abs(a) // abs(b)
@@ -103,6 +114,46 @@ def _mtype(margin_type: str) -> str:
     if margin_type not in _TYPES:
         raise VenueInputError("margin_type", None, margin_type, f"must be one of {_TYPES}")
     return margin_type
+
+
+@dataclass(frozen=True)
+class MarginTypeConfig:
+    """Margin type per part of the account (``state/margin_calculation.rs`` ``MarginTypeConfig``).
+
+    Attributes:
+      cross: type of the cross account (``"initial"``, ``"fill"``, ``"maintenance"``).
+      isolated_default: type of isolated positions not overridden.
+      overrides: ``{perp market index: type}`` for isolated positions.
+
+    Build with :meth:`default` (``Default``), :meth:`isolated_position_override`
+    (``IsolatedPositionOverride``) or :meth:`cross_margin_override` (``CrossMarginOverride``).
+    """
+
+    cross: str
+    isolated_default: str
+    overrides: tuple = ()
+
+    @classmethod
+    def default(cls, margin_type: str) -> "MarginTypeConfig":
+        return cls(_mtype(margin_type), margin_type)
+
+    @classmethod
+    def isolated_position_override(cls, market_index: int, margin_requirement_type: str,
+                                   default_isolated_margin_requirement_type: str,
+                                   cross_margin_requirement_type: str) -> "MarginTypeConfig":
+        return cls(_mtype(cross_margin_requirement_type), _mtype(default_isolated_margin_requirement_type),
+                   ((int(market_index), _mtype(margin_requirement_type)),))
+
+    @classmethod
+    def cross_margin_override(cls, margin_requirement_type: str,
+                              default_margin_requirement_type: str) -> "MarginTypeConfig":
+        return cls(_mtype(margin_requirement_type), _mtype(default_margin_requirement_type))
+
+    def get_cross_margin_requirement_type(self) -> str:
+        return self.cross
+
+    def get_isolated_margin_requirement_type(self, market_index: int) -> str:
+        return dict(self.overrides).get(market_index, self.isolated_default)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +284,7 @@ class SpotMarket:
     cumulative_borrow_interest: int = 0
     oracle_valid: bool = True
     isolated_asset_tier: bool = False
+    pool_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -271,6 +323,7 @@ class PerpMarket:
     expiry_price: int = 0
     oracle_valid: bool = True
     isolated_contract_tier: bool = False
+    pool_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,6 +358,9 @@ class PerpPosition:
       open_bids: base precision (>= 0); open_asks: base precision (<= 0).
       open_orders: number of open orders.
       max_margin_ratio: position custom margin ratio, ``MARGIN_PRECISION`` (u16).
+      isolated: ``PositionFlag::IsolatedPosition`` (margined on its own collateral).
+      isolated_position_scaled_balance: the isolated position's quote deposit, scaled
+        (``SPOT_BALANCE_PRECISION``, quote market deposit interest).
     """
 
     market_index: int
@@ -315,16 +371,43 @@ class PerpPosition:
     open_asks: int = 0
     open_orders: int = 0
     max_margin_ratio: int = 0
+    isolated: bool = False
+    isolated_position_scaled_balance: int = 0
 
 
 @dataclass(frozen=True)
 class User:
-    """A Drift user: spot and perp positions and ``max_margin_ratio`` (``MARGIN_PRECISION``, u32; may
-    exceed 1e4, i.e. leverage below 1x)."""
+    """A Drift user: spot and perp positions, ``max_margin_ratio`` (``MARGIN_PRECISION``, u32; may
+    exceed 1e4, i.e. leverage below 1x), ``pool_id``, ``is_margin_trading_enabled`` and
+    ``reduce_only`` (``UserStatus::ReduceOnly``)."""
 
     spot_positions: Sequence[SpotPosition] = field(default_factory=tuple)
     perp_positions: Sequence[PerpPosition] = field(default_factory=tuple)
     max_margin_ratio: int = 0
+    pool_id: int = 0
+    is_margin_trading_enabled: bool = False
+    reduce_only: bool = False
+
+
+class IsolatedMarginCalculation(NamedTuple):
+    """One isolated perp position's calculation (``IsolatedMarginCalculation``), ``QUOTE_PRECISION``."""
+
+    margin_requirement: int
+    total_collateral: int
+    total_collateral_buffer: int
+    margin_requirement_plus_buffer: int
+
+    @property
+    def total_collateral_plus_buffer(self) -> int:
+        return self.total_collateral + self.total_collateral_buffer
+
+    @property
+    def meets_margin_requirement(self) -> bool:
+        return self.total_collateral >= self.margin_requirement
+
+    @property
+    def meets_margin_requirement_with_buffer(self) -> bool:
+        return self.total_collateral_plus_buffer >= self.margin_requirement_plus_buffer
 
 
 class MarginCalculation(NamedTuple):
@@ -351,6 +434,7 @@ class MarginCalculation(NamedTuple):
     all_liability_oracles_valid: bool
     with_spot_isolated_liability: bool
     with_perp_isolated_liability: bool
+    isolated_margin_calculations: Mapping[int, IsolatedMarginCalculation] = {}
 
     @property
     def free_collateral(self) -> int:
@@ -363,9 +447,36 @@ class MarginCalculation(NamedTuple):
         return self.total_collateral + self.total_collateral_buffer
 
     @property
-    def meets_margin_requirement(self) -> bool:
-        """``TC >= MR`` (``meets_cross_margin_requirement``)."""
+    def meets_cross_margin_requirement(self) -> bool:
+        """``TC >= MR`` for the cross account (``meets_cross_margin_requirement``)."""
         return self.total_collateral >= self.margin_requirement
+
+    @property
+    def meets_cross_margin_requirement_with_buffer(self) -> bool:
+        return self.total_collateral_plus_buffer >= self.margin_requirement_plus_buffer
+
+    @property
+    def meets_margin_requirement(self) -> bool:
+        """Cross account and every isolated position meet their requirement
+        (``meets_margin_requirement``)."""
+        return self.meets_cross_margin_requirement and all(
+            c.meets_margin_requirement for c in self.isolated_margin_calculations.values())
+
+    @property
+    def meets_margin_requirement_with_buffer(self) -> bool:
+        return self.meets_cross_margin_requirement_with_buffer and all(
+            c.meets_margin_requirement_with_buffer for c in self.isolated_margin_calculations.values())
+
+    def meets_isolated_margin_requirement(self, market_index: int) -> bool:
+        """``meets_isolated_margin_requirement`` (KeyError-free: VenueInputError if absent)."""
+        if market_index not in self.isolated_margin_calculations:
+            raise VenueInputError("market_index", None, market_index, "no isolated calculation for this market")
+        return self.isolated_margin_calculations[market_index].meets_margin_requirement
+
+    @property
+    def num_liabilities(self) -> int:
+        """``get_num_of_liabilities``."""
+        return self.num_spot_liabilities + self.num_perp_liabilities
 
     @property
     def health_ratio(self) -> float:
@@ -652,10 +763,11 @@ def _check_user(user: User, spot: Mapping[int, SpotMarket], perp: Mapping[int, P
 
 def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequence[SpotMarket],
                        perp_markets: Mapping[int, PerpMarket] | Sequence[PerpMarket] = (), *,
-                       margin_type: str = "initial", strict: bool = False, margin_buffer: int = 0,
-                       ignore_invalid_deposit_oracles: bool = False,
+                       margin_type: "str | MarginTypeConfig" = "initial", strict: bool = False,
+                       margin_buffer: int = 0, ignore_invalid_deposit_oracles: bool = False,
                        margin_ratio_override: Optional[int] = None) -> MarginCalculation:
-    """Cross-margin total collateral and margin requirement of one Drift user, exact integers.
+    """Total collateral and margin requirement of one Drift user (cross account and each isolated
+    perp position), exact integers.
 
     Spot (per market, in position order): market 0 (quote) adds its strict token value to total
     collateral (deposit) or margin requirement (borrow), unweighted. Other markets: the riskier
@@ -665,12 +777,17 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
     :func:`perp_position_value_and_pnl`; requirement added to the requirement, weighted P&L to the
     collateral. Custom margin ratio: ``user.max_margin_ratio`` for initial margin only (spot and
     perp; a perp position's own ``max_margin_ratio`` too), ``max``-ed with ``margin_ratio_override``
-    for every margin type; values above 1e4 (leverage below 1x) are allowed.
+    for every margin type; values above 1e4 (leverage below 1x) are allowed. Isolated perp positions
+    (``PerpPosition.isolated``) get their own calculation: collateral = strict value of their quote
+    deposit + weighted P&L, requirement as for cross, at the margin type the config gives them.
+    Pools: every market must be in the user's pool (``InvalidPoolId``), except that a pool-1 user's
+    quote deposit in market 0 is allowed and valued at 0.
 
     Args:
       user: :class:`User`.
       spot_markets, perp_markets: markets by index (mapping or sequence of markets).
-      margin_type: ``"initial"``, ``"fill"`` or ``"maintenance"``.
+      margin_type: ``"initial"``, ``"fill"``, ``"maintenance"`` (``MarginTypeConfig::Default``) or a
+        :class:`MarginTypeConfig`.
       strict: use 5-min TWAPs (``StrictOraclePrice``): min for assets, max for liabilities.
       margin_buffer: ``MARGIN_PRECISION``, e.g. the liquidation buffer (``MarginContext::liquidation``).
       ignore_invalid_deposit_oracles: zero the value of deposits whose ``oracle_valid`` is False.
@@ -679,15 +796,17 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
     Returns: :class:`MarginCalculation` (``QUOTE_PRECISION`` ints).
 
     Raises: VenueInputError for unknown markets, negative bids / positive asks / negative balances,
-      bad ``margin_type``, values overflowing the venue's u32 weights, and the venue's own checks
-      (a zero-valued borrow, a zero weighted liability).
+      bad ``margin_type``, values overflowing the venue's u32 weights; :class:`DriftError` for the
+      venue's own errors (``InvalidPoolId``, a zero-valued borrow ``InvalidMarginRatio``, a zero
+      weighted liability ``InvalidOracle``).
 
     Source: protocol-v2 ``math/margin.rs``
     ``calculate_margin_requirement_and_total_collateral_and_liability_info``;
     ``state/margin_calculation.rs`` ``add_cross_margin_total_collateral``,
-    ``add_cross_margin_margin_requirement``.
+    ``add_cross_margin_margin_requirement``, ``add_isolated_margin_calculation``.
     """
-    t = _mtype(margin_type)
+    cfg = margin_type if isinstance(margin_type, MarginTypeConfig) else MarginTypeConfig.default(margin_type)
+    t = cfg.get_cross_margin_requirement_type()
     spot = spot_markets if isinstance(spot_markets, Mapping) else {m.market_index: m for m in spot_markets}
     perp = perp_markets if isinstance(perp_markets, Mapping) else {m.market_index: m for m in perp_markets}
     _check_user(user, spot, perp)
@@ -696,6 +815,7 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
     n_spot = n_perp = 0
     dep_ok = liab_ok = True
     spot_iso = perp_iso = False
+    isolated: dict[int, IsolatedMarginCalculation] = {}
 
     def add_tc(v: int) -> None:
         nonlocal tc, tc_buf
@@ -718,20 +838,27 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
             continue  # is_available
         m = spot[sp.market_index]
         twap = m.oracle_twap_5min if strict else None
+        skip_token_value = False
+        if not (user.pool_id == 1 and m.market_index == 0 and not (sp.is_borrow and sp.scaled_balance > 0)):
+            if user.pool_id != m.pool_id:
+                raise DriftError("InvalidPoolId", "spot_positions", (sp.market_index,), m.pool_id,
+                                 f"user pool id ({user.pool_id}) != spot market pool id ({m.pool_id})")
+        else:
+            skip_token_value = True
         if m.market_index == 0:
             amount = get_token_amount(sp.scaled_balance, m.cumulative_borrow_interest if sp.is_borrow
                                       else m.cumulative_deposit_interest, m.decimals, sp.is_borrow)
             amount = -amount if sp.is_borrow else amount
             value = get_strict_token_value(amount, m.decimals, m.oracle_price, twap)
             if not sp.is_borrow:
-                if ignore_invalid_deposit_oracles and not m.oracle_valid:
+                if (ignore_invalid_deposit_oracles and not m.oracle_valid) or skip_token_value:
                     value = 0
                 add_tc(value)
                 dep_ok &= m.oracle_valid
             else:
                 if value == 0:
-                    raise VenueInputError("spot_positions", (sp.market_index,), 0,
-                                          "token_value=0 for a borrow (the venue returns InvalidMarginRatio)")
+                    raise DriftError("InvalidMarginRatio", "spot_positions", (sp.market_index,), 0,
+                                     "token_value=0 for a borrow")
                 add_mr(abs(value), abs(value))
                 n_spot += 1
                 liab_ok &= m.oracle_valid
@@ -746,8 +873,8 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
             dep_ok &= m.oracle_valid
         elif v < 0:
             if w == 0:
-                raise VenueInputError("spot_positions", (sp.market_index,), 0,
-                                      "weighted_token_value=0 for a liability (the venue returns InvalidOracle)")
+                raise DriftError("InvalidOracle", "spot_positions", (sp.market_index,), 0,
+                                 "weighted_token_value=0 for a liability")
             add_mr(abs(w), abs(v))
             n_spot += 1
             spot_iso |= m.isolated_asset_tier
@@ -766,26 +893,87 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
 
     for pp in user.perp_positions:
         if pp.base_asset_amount == 0 and pp.quote_asset_amount == 0 and pp.open_orders == 0 \
-                and pp.open_bids == 0 and pp.open_asks == 0:
-            continue  # is_available (no LP shares, isolated balance or liquidation modelled)
+                and pp.open_bids == 0 and pp.open_asks == 0 and pp.isolated_position_scaled_balance == 0:
+            continue  # is_available (LP shares and liquidation status not modelled)
         m = perp[pp.market_index]
+        if user.pool_id != m.pool_id:
+            raise DriftError("InvalidPoolId", "perp_positions", (pp.market_index,), m.pool_id,
+                             f"user pool id ({user.pool_id}) != perp market pool id ({m.pool_id})")
         q = spot[m.quote_spot_market_index]
-        user_ratio = user.max_margin_ratio if t == "initial" else 0
-        ratio = max(user_ratio, pp.max_margin_ratio) if t == "initial" else 0
+        qtwap = q.oracle_twap_5min if strict else None
+        pt = cfg.get_isolated_margin_requirement_type(pp.market_index) if pp.isolated else t
+        ratio = max(user.max_margin_ratio, pp.max_margin_ratio) if pt == "initial" else 0
         if margin_ratio_override is not None:
             ratio = max(margin_ratio_override, ratio)
-        req, wpnl, lv, _ = perp_position_value_and_pnl(pp, m, t, ratio, q.oracle_price,
-                                                       q.oracle_twap_5min if strict else None)
-        add_mr(req, lv)
-        add_tc(wpnl)
+        req, wpnl, lv, _ = perp_position_value_and_pnl(pp, m, pt, ratio, q.oracle_price, qtwap)
+        if pp.isolated:
+            dep = get_token_amount(pp.isolated_position_scaled_balance, q.cumulative_deposit_interest,
+                                   q.decimals, False)
+            itc = get_strict_token_value(dep, q.decimals, q.oracle_price, qtwap) + wpnl
+            ibuf = _tdiv(wpnl * margin_buffer, MARGIN_PRECISION) if margin_buffer > 0 and wpnl < 0 else 0
+            imr_buf = req + lv * margin_buffer // MARGIN_PRECISION if margin_buffer > 0 else 0
+            isolated[pp.market_index] = IsolatedMarginCalculation(req, itc, ibuf, imr_buf)
+        else:
+            add_mr(req, lv)
+            add_tc(wpnl)
         has_liab = pp.base_asset_amount != 0 or pp.quote_asset_amount < 0 or pp.open_orders != 0 \
             or pp.open_bids != 0 or pp.open_asks != 0
         if has_liab:
             n_perp += 1
             perp_iso |= m.isolated_contract_tier
-        if has_liab or t != "initial":
+        if has_liab or pt != "initial":
             liab_ok &= q.oracle_valid and m.oracle_valid
-    return MarginCalculation(tc, mr, tc_buf, mr_buf, n_spot, n_perp, dep_ok, liab_ok, spot_iso, perp_iso)
+    return MarginCalculation(tc, mr, tc_buf, mr_buf, n_spot, n_perp, dep_ok, liab_ok, spot_iso, perp_iso,
+                             isolated)
+
+
+def validate_any_isolated_tier_requirements(user: User, calc: MarginCalculation) -> None:
+    """Isolated-tier limits: with an isolated-tier perp liability at most one perp liability, no
+    margin trading, and no spot liability other than a quote borrow; with an isolated-tier spot
+    liability no perp liability and a single spot liability (unless reduce-only).
+
+    Raises: :class:`DriftError` ``IsolatedAssetTierViolation``.
+
+    Source: protocol-v2 ``math/margin.rs`` ``validate_any_isolated_tier_requirements``.
+    """
+    def fail(why: str):
+        raise DriftError("IsolatedAssetTierViolation", "user", None, None, why)
+    if calc.with_perp_isolated_liability and not user.reduce_only:
+        if calc.num_perp_liabilities > 1:
+            fail("more than one perp liability with an isolated tier liability")
+        if user.is_margin_trading_enabled:
+            fail("isolated tier liability with margin trading enabled")
+        if calc.num_spot_liabilities > 0:
+            q = next((sp for sp in user.spot_positions if sp.market_index == 0), None)
+            if not (calc.num_spot_liabilities == 1 and q is not None and q.is_borrow and q.scaled_balance > 0):
+                fail("spot liabilities beyond usdc with an isolated tier liability")
+    if calc.with_spot_isolated_liability and not user.reduce_only:
+        if not (calc.num_perp_liabilities == 0 and calc.num_spot_liabilities == 1):
+            fail("other liabilities with an isolated tier spot liability")
+
+
+def meets_place_order_margin_requirement(user: User, spot_markets, perp_markets=(), risk_increasing: bool = True,
+                                         isolated_market_index: Optional[int] = None) -> None:
+    """Order-placement check (strict prices): risk-increasing orders need initial margin on the
+    account placing them (the cross account, or the isolated position ``isolated_market_index``) and
+    maintenance elsewhere; other orders need maintenance everywhere; then the isolated-tier limits.
+
+    Raises: :class:`DriftError` ``InsufficientCollateral`` or ``IsolatedAssetTierViolation``.
+
+    Source: protocol-v2 ``math/margin.rs`` ``meets_place_order_margin_requirement``.
+    """
+    if not risk_increasing:
+        cfg = MarginTypeConfig.default("maintenance")
+    elif isolated_market_index is None:
+        cfg = MarginTypeConfig.cross_margin_override("initial", "maintenance")
+    else:
+        cfg = MarginTypeConfig.isolated_position_override(isolated_market_index, "initial", "maintenance",
+                                                          "maintenance")
+    calc = margin_calculation(user, spot_markets, perp_markets, margin_type=cfg, strict=True)
+    if not calc.meets_margin_requirement:
+        raise DriftError("InsufficientCollateral", "user", None, (calc.total_collateral, calc.margin_requirement),
+                         "margin requirement not met")
+    validate_any_isolated_tier_requirements(user, calc)
 
 
 def markets_from_config(cfg: Mapping) -> tuple[dict[int, SpotMarket], dict[int, PerpMarket]]:

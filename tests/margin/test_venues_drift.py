@@ -395,3 +395,144 @@ def test_config_loads():
     assert (r.total_collateral, r.margin_requirement) == (100 * Q, 0)
     with pytest.raises(VenueInputError, match="spot_markets"):
         d.markets_from_config({"spot_markets": [{"market_index": 0, "bogus": 1}]})
+
+
+# --- modules `pools`, `isolated_position`, `margin_type_config`,
+# `meets_place_order_margin_requirement_with_isolated`, `fill_perp_order_margin_requirement_with_isolated`
+
+def test_pools():
+    """tests.rs `pools::spot` and `pools::perp_market_invalid_pool_id` (``ErrorCode::InvalidPoolId``)."""
+    with pytest.raises(d.DriftError, match="InvalidPoolId") as e:
+        margin_calculation(User(spot_positions=[SpotPosition(0, 10000 * SB)]), [usdc(pool_id=1)])
+    assert e.value.code == "InvalidPoolId"
+    pm = PerpMarket(**{**SOL_PERP.__dict__, "pool_id": 1})
+    with pytest.raises(d.DriftError, match="InvalidPoolId"):
+        margin_calculation(User(perp_positions=[PerpPosition(0, 100 * BASE)]), [usdc(), sol()], [pm])
+
+
+def test_isolated_position_margin_requirement():
+    """tests.rs `isolated_position::isolated_position_margin_requirement` (without and with a 10 %
+    margin buffer)."""
+    u = User(spot_positions=[SpotPosition(0, 20000 * SB), SpotPosition(1, 100 * SB, is_borrow=True)],
+             perp_positions=[PerpPosition(0, 100 * BASE, -11000 * Q, isolated=True,
+                                          isolated_position_scaled_balance=100 * SB)])
+    r = margin_calculation(u, [usdc(), sol()], [SOL_PERP])
+    iso = r.isolated_margin_calculations[0]
+    assert (r.margin_requirement, r.total_collateral) == (12000000000, 20000000000)
+    assert (iso.margin_requirement, iso.total_collateral) == (1000000000, -900000000)
+    assert not r.meets_margin_requirement and r.meets_cross_margin_requirement
+    assert not iso.meets_margin_requirement and not r.meets_isolated_margin_requirement(0)
+    r = margin_calculation(u, [usdc(), sol()], [SOL_PERP], margin_buffer=1000)
+    iso = r.isolated_margin_calculations[0]
+    assert (r.margin_requirement_plus_buffer, r.total_collateral_plus_buffer) == (13000000000, 20000000000)
+    assert (iso.margin_requirement_plus_buffer, iso.total_collateral_plus_buffer) == (2000000000, -1000000000)
+
+
+def test_margin_type_config():
+    """tests.rs `margin_type_config::*` (default, isolated-position override, cross-margin override,
+    and the three scenarios)."""
+    mtc = d.MarginTypeConfig
+    for t in ("initial", "maintenance", "fill"):
+        c = mtc.default(t)
+        assert c.get_cross_margin_requirement_type() == t
+        assert all(c.get_isolated_margin_requirement_type(i) == t for i in (0, 1, 99))
+    c = mtc.isolated_position_override(5, "initial", "maintenance", "initial")
+    assert c.get_cross_margin_requirement_type() == "initial" and c.get_isolated_margin_requirement_type(5) == "initial"
+    assert all(c.get_isolated_margin_requirement_type(i) == "maintenance" for i in (0, 1, 4, 6, 99))
+    c = mtc.cross_margin_override("initial", "maintenance")
+    assert c.get_cross_margin_requirement_type() == "initial"
+    assert all(c.get_isolated_margin_requirement_type(i) == "maintenance" for i in (0, 1, 2, 5, 99))
+    c = mtc.isolated_position_override(0, "initial", "maintenance", "initial")  # scenario_increase_isolated
+    assert [c.get_isolated_margin_requirement_type(i) for i in (0, 1, 2)] == ["initial", "maintenance", "maintenance"]
+
+
+ETH_PERP = PerpMarket(market_index=2, oracle_price=1000 * P6, margin_ratio_initial=1000, margin_ratio_maintenance=500)
+
+
+def _iso(market, base, quote, iso_usdc, **kw):
+    return PerpPosition(market, base * BASE, quote * Q, isolated=iso_usdc is not None,
+                        isolated_position_scaled_balance=(iso_usdc or 0) * SB, **kw)
+
+
+PLACE_ORDER = [  # (name, cross USDC, perp positions, risk_increasing, isolated_market_index, passes)
+    ("cross_order_passes_when_isolated_fails_initial_but_passes_maintenance", 1000, [_iso(0, 10, -1000, 70)], True, None, True),
+    ("cross_order_passes_when_cross_passes_initial_no_other_isolated", 1000, [], True, None, True),
+    ("cross_order_fails_when_other_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)], True, None, False),
+    ("cross_order_fails_when_cross_only_passes_maintenance", 70, [_iso(0, 10, -1000, None)], True, None, False),
+    ("cross_order_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], True, None, False),
+    ("cross_order_not_risk_increasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, None)], False, None, True),
+    ("cross_order_not_risk_increasing_fails_when_other_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)],
+     False, None, False),
+    ("cross_order_not_risk_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], False, None,
+     False),
+    ("isolated_order_passes_when_other_isolated_fails_initial_but_passes_maintenance", 1000,
+     [_iso(0, 10, -1000, 70), _iso(2, 1, -1000, 200)], True, 2, True),
+    ("isolated_order_fails_when_cross_account_fails_initial_margin", 80,  # the venue asserts is_ok()
+     [_iso(0, 10, -1000, None), _iso(2, 1, -1000, 200)], True, 2, True),
+    ("isolated_order_fails_when_isolated_deposit_would_make_cross_fail_initial_margin", 110,
+     [_iso(0, 10, -1000, None), _iso(2, 1, -1000, 110, open_orders=1, open_bids=BASE // 2)], True, 2, False),
+    ("isolated_order_passes_when_cross_has_plenty_of_collateral", 1000, [_iso(2, 1, -1000, 150)], True, 2, True),
+    ("isolated_order_fails_when_other_isolated_fails_maintenance_margin", 1000,
+     [_iso(0, 10, -1000, 40), _iso(2, 1, -1000, 200)], True, 2, False),
+    ("isolated_order_passes_when_cross_only_passes_maintenance", 70, [_iso(2, 1, -1000, 150)], True, 2, True),
+    ("isolated_order_fails_when_current_isolated_only_passes_maintenance", 1000, [_iso(2, 1, -1000, 70)], True, 2, False),
+    ("isolated_order_fails_when_current_isolated_fails_maintenance", 1000, [_iso(2, 1, -1000, 40)], True, 2, False),
+    ("isolated_order_not_risk_increasing_passes_when_all_pass_maintenance", 70,
+     [_iso(0, 10, -1000, None), _iso(2, 1, -1000, 70)], False, 2, True),
+    ("isolated_order_not_risk_increasing_fails_when_other_isolated_fails_maintenance", 1000,
+     [_iso(0, 10, -1000, 40), _iso(2, 1, -1000, 200)], False, 2, False),
+]
+
+
+@pytest.mark.parametrize("name,cross,perps,risk_increasing,iso_index,passes", PLACE_ORDER, ids=[c[0] for c in PLACE_ORDER])
+def test_meets_place_order_margin_requirement_with_isolated(name, cross, perps, risk_increasing, iso_index, passes):
+    """tests.rs `meets_place_order_margin_requirement_with_isolated::<name>` (SOL-PERP $100, ETH-PERP
+    $1000, 10 % / 5 %; strict prices)."""
+    u = User(spot_positions=[SpotPosition(0, cross * SB)], perp_positions=perps)
+    if passes:
+        d.meets_place_order_margin_requirement(u, [usdc()], [SOL_PERP, ETH_PERP], risk_increasing, iso_index)
+    else:
+        with pytest.raises(d.DriftError, match="InsufficientCollateral"):
+            d.meets_place_order_margin_requirement(u, [usdc()], [SOL_PERP, ETH_PERP], risk_increasing, iso_index)
+
+
+_FILL_ISO = d.MarginTypeConfig.isolated_position_override(0, "fill", "maintenance", "maintenance")
+_MAINT_ISO = d.MarginTypeConfig.isolated_position_override(0, "maintenance", "maintenance", "maintenance")
+_FILL_CROSS = d.MarginTypeConfig.cross_margin_override("fill", "maintenance")
+_MAINT_CROSS = d.MarginTypeConfig.cross_margin_override("maintenance", "maintenance")
+FILL = [  # (name, cross USDC, perps, config, meets)
+    ("isolated_fill_increasing_passes_when_current_isolated_passes_fill_others_maintenance", 70,
+     [_iso(0, 1, -100, 150)], _FILL_ISO, True),
+    ("isolated_fill_increasing_fails_when_current_isolated_only_passes_maintenance", 1000, [_iso(0, 1, -100, 7)],
+     _FILL_ISO, False),
+    ("isolated_fill_increasing_fails_when_current_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)],
+     _FILL_ISO, False),
+    ("isolated_fill_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 1, -100, 150), _iso(2, 1, -1000, None)],
+     _FILL_ISO, False),
+    ("isolated_fill_increasing_fails_when_other_isolated_fails_maintenance", 70,
+     [_iso(0, 1, -100, 150), _iso(2, 1, -1000, 40)], _FILL_ISO, False),
+    ("isolated_fill_decreasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, 70)], _MAINT_ISO, True),
+    ("isolated_fill_decreasing_fails_when_current_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)],
+     _MAINT_ISO, False),
+    ("isolated_fill_decreasing_fails_when_other_isolated_fails_maintenance", 70,
+     [_iso(0, 10, -1000, 70), _iso(2, 1, -1000, 40)], _MAINT_ISO, False),
+    ("cross_fill_increasing_passes_when_cross_passes_fill_isolated_maintenance", 150, [_iso(0, 1, -100, None)],
+     _FILL_CROSS, True),
+    ("cross_fill_increasing_fails_when_cross_only_passes_maintenance", 70, [_iso(0, 10, -1000, None)], _FILL_CROSS, False),
+    ("cross_fill_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], _FILL_CROSS, False),
+    ("cross_fill_increasing_fails_when_other_isolated_fails_maintenance", 150,
+     [_iso(0, 1, -100, None), _iso(2, 1, -1000, 40)], _FILL_CROSS, False),
+    ("cross_fill_decreasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, None)], _MAINT_CROSS, True),
+    ("cross_fill_decreasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], _MAINT_CROSS, False),
+    ("cross_fill_decreasing_fails_when_other_isolated_fails_maintenance", 70,
+     [_iso(0, 10, -1000, None), _iso(2, 1, -1000, 40)], _MAINT_CROSS, False),
+]
+
+
+@pytest.mark.parametrize("name,cross,perps,config,meets", FILL, ids=[c[0] for c in FILL])
+def test_fill_perp_order_margin_requirement_with_isolated(name, cross, perps, config, meets):
+    """tests.rs `fill_perp_order_margin_requirement_with_isolated::<name>` (``MarginTypeConfig``
+    overrides; fuel deltas do not affect margin)."""
+    u = User(spot_positions=[SpotPosition(0, cross * SB)], perp_positions=perps)
+    r = margin_calculation(u, [usdc()], [SOL_PERP, ETH_PERP], margin_type=config)
+    assert r.meets_margin_requirement is meets
