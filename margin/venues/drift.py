@@ -33,10 +33,10 @@ Sources (protocol-v2, ``programs/drift/src/``): ``math/margin.rs``
 ``math/funding.rs`` (``calculate_funding_payment``); ``state/margin_calculation.rs``
 (``MarginCalculation``, margin buffer); ``state/oracle.rs`` (``StrictOraclePrice``).
 
-Not modelled (documented interpretations in ``margin/venues/README.md``): isolated perp positions,
-high-leverage mode, the ``unrealized_pnl_max_imbalance`` AMM pnl-pool scaling, pool ids, fuel, and
-oracle *validity* (given per market as ``oracle_valid`` instead of derived from oracle confidence /
-staleness).
+Also modelled: isolated perp positions (``MarginTypeConfig``), high-leverage mode margin ratios, pool
+ids. Not modelled (documented interpretations in ``margin/venues/README.md``): the
+``unrealized_pnl_max_imbalance`` AMM pnl-pool scaling, LP shares, fuel, and oracle *validity* (given
+per market as ``oracle_valid`` instead of derived from oracle confidence / staleness).
 """
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ __all__ = [
     "margin_calculation", "markets_from_config", "max_withdrawable_amount", "validate_spot_margin_trading",
     "user_equity", "DriftError", "MarginTypeConfig", "IsolatedMarginCalculation",
     "validate_any_isolated_tier_requirements", "meets_place_order_margin_requirement",
+    "get_proportion_u128", "hlm_initial_margin_ratio_from_size",
+    "margin_calculation_for_disable_high_leverage_mode",
 ]
 
 PRICE_PRECISION = 10**6
@@ -305,6 +307,9 @@ class PerpMarket:
       expiry_price: ``PRICE_PRECISION``.
       oracle_valid: oracle valid for ``DriftAction::MarginCalc``.
       isolated_contract_tier: ``contract_tier == ContractTier::Isolated``.
+      pool_id: market pool.
+      high_leverage_margin_ratio_initial, high_leverage_margin_ratio_maintenance: HLM ratios,
+        ``MARGIN_PRECISION`` (u16; 0 = HLM off).
     """
 
     market_index: int
@@ -324,6 +329,8 @@ class PerpMarket:
     oracle_valid: bool = True
     isolated_contract_tier: bool = False
     pool_id: int = 0
+    high_leverage_margin_ratio_initial: int = 0
+    high_leverage_margin_ratio_maintenance: int = 0
 
 
 @dataclass(frozen=True)
@@ -387,6 +394,12 @@ class User:
     pool_id: int = 0
     is_margin_trading_enabled: bool = False
     reduce_only: bool = False
+    margin_mode: str = "default"  # "default", "high_leverage", "high_leverage_maintenance"
+
+    def is_high_leverage_mode(self, margin_type: str) -> bool:
+        """``User::is_high_leverage_mode``."""
+        return self.margin_mode == "high_leverage" or (
+            margin_type == "maintenance" and self.margin_mode == "high_leverage_maintenance")
 
 
 class IsolatedMarginCalculation(NamedTuple):
@@ -538,18 +551,58 @@ def spot_liability_weight(m: SpotMarket, size: int, margin_type: str) -> int:
     return max(prem, default)
 
 
-def perp_margin_ratio(m: PerpMarket, size: int, margin_type: str) -> int:
+def get_proportion_u128(value: int, numerator: int, denominator: int) -> int:
+    """``value * numerator / denominator`` rounded down, except that when
+    ``denominator / 2 < numerator < denominator`` it is ``value - ceil(value * (den - num) / den)``.
+
+    Source: protocol-v2 ``math/helpers.rs`` ``get_proportion_u128``.
+    """
+    if numerator == denominator:
+        return value
+    if value >= 2**64 - 1 or numerator >= 2**64 - 1:
+        return value * numerator // denominator
+    if numerator > denominator // 2 and denominator > numerator:
+        return value - _cdiv(value * (denominator - numerator), denominator)
+    return value * numerator // denominator
+
+
+def hlm_initial_margin_ratio_from_size(pre_size_adj_margin_ratio: int, size_adj_margin_ratio: int,
+                                       default_margin_ratio: int) -> int:
+    """High-leverage-mode initial margin ratio (``MARGIN_PRECISION``) from the ordinary-mode ratio
+    before / after the (unbounded) size premium.
+
+    Source: protocol-v2 ``math/margin.rs`` ``calc_high_leverage_mode_initial_margin_ratio_from_size``.
+    """
+    pre, adj = pre_size_adj_margin_ratio, size_adj_margin_ratio
+    if adj < pre:
+        discount = max(PERCENTAGE_PRECISION - (pre - adj) * PERCENTAGE_PRECISION // (pre // 5), 0)
+        delta = max(pre - default_margin_ratio, 0) or 1
+        return _u32(get_proportion_u128(delta, discount, PERCENTAGE_PRECISION), "hlm margin ratio") \
+            + default_margin_ratio
+    if adj == pre:
+        return default_margin_ratio
+    return adj
+
+
+def perp_margin_ratio(m: PerpMarket, size: int, margin_type: str, high_leverage: bool = False) -> int:
     """Margin ratio (``MARGIN_PRECISION``) of a position of ``size`` base units (``BASE_PRECISION``):
-    ``max(default, size premium)`` with IMF factor ``imf_factor``; 0 in settlement. High-leverage mode
-    is not modelled.
+    ``max(default, size premium)`` with IMF factor ``imf_factor``; 0 in settlement. In high-leverage
+    mode (``high_leverage`` and the market's HLM ratios both > 0) the HLM ratios are the defaults and
+    the initial / fill ratio follows :func:`hlm_initial_margin_ratio_from_size`.
 
     Source: protocol-v2 ``state/perp_market.rs`` ``get_margin_ratio``.
     """
     t = _mtype(margin_type)
     if m.settlement:
         return 0
-    default = {"initial": m.margin_ratio_initial, "maintenance": m.margin_ratio_maintenance,
-               "fill": (m.margin_ratio_initial + m.margin_ratio_maintenance) // 2}[t]
+    hlm = high_leverage and m.high_leverage_margin_ratio_initial > 0 and m.high_leverage_margin_ratio_maintenance > 0
+    mi, mm = ((m.high_leverage_margin_ratio_initial, m.high_leverage_margin_ratio_maintenance) if hlm
+              else (m.margin_ratio_initial, m.margin_ratio_maintenance))
+    default = {"initial": mi, "maintenance": mm, "fill": (mi + mm) // 2}[t]
+    if hlm and t != "maintenance":
+        pre = m.margin_ratio_initial if t == "initial" else (m.margin_ratio_initial + m.margin_ratio_maintenance) // 2
+        adj = size_premium_liability_weight(size, m.imf_factor, pre, MARGIN_PRECISION, False)
+        return hlm_initial_margin_ratio_from_size(pre, adj, default)
     return max(default, size_premium_liability_weight(size, m.imf_factor, default, MARGIN_PRECISION, True))
 
 
@@ -612,7 +665,8 @@ def _perp_liability_value(base: int, price: int, prediction: bool) -> int:
 
 def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, margin_type: str,
                                 user_custom_margin_ratio: int = 0, quote_price: int = PRICE_PRECISION,
-                                quote_twap_5min: Optional[int] = None) -> tuple[int, int, int, int]:
+                                quote_twap_5min: Optional[int] = None,
+                                high_leverage: bool = False) -> tuple[int, int, int, int]:
     """Margin requirement and weighted P&L of one perp position.
 
     Worst case of "all bids fill" / "all asks fill" on the liability value at the oracle price, times
@@ -651,7 +705,7 @@ def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, marg
     if market.settlement:
         req = 0
     else:
-        ratio = max(user_custom_margin_ratio, perp_margin_ratio(market, abs(worst_base), t))
+        ratio = max(user_custom_margin_ratio, perp_margin_ratio(market, abs(worst_base), t, high_leverage))
         req = worst_lv * ratio // MARGIN_PRECISION
     req += position.open_orders * OPEN_ORDER_MARGIN_REQUIREMENT
     uaw = perp_unrealized_asset_weight(market, total_pnl, t)
@@ -905,7 +959,8 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
         ratio = max(user.max_margin_ratio, pp.max_margin_ratio) if pt == "initial" else 0
         if margin_ratio_override is not None:
             ratio = max(margin_ratio_override, ratio)
-        req, wpnl, lv, _ = perp_position_value_and_pnl(pp, m, pt, ratio, q.oracle_price, qtwap)
+        req, wpnl, lv, _ = perp_position_value_and_pnl(pp, m, pt, ratio, q.oracle_price, qtwap,
+                                                       user.is_high_leverage_mode(pt))
         if pp.isolated:
             dep = get_token_amount(pp.isolated_position_scaled_balance, q.cumulative_deposit_interest,
                                    q.decimals, False)
@@ -925,6 +980,19 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
             liab_ok &= q.oracle_valid and m.oracle_valid
     return MarginCalculation(tc, mr, tc_buf, mr_buf, n_spot, n_perp, dep_ok, liab_ok, spot_iso, perp_iso,
                              isolated)
+
+
+def margin_calculation_for_disable_high_leverage_mode(user: User, spot_markets, perp_markets=()) -> MarginCalculation:
+    """Initial margin with a 1 % buffer and the user's and positions' custom margin ratios set to 0
+    (the user object is not changed: it is immutable here).
+
+    Source: protocol-v2 ``math/margin.rs`` ``get_margin_calculation_for_disable_high_leverage_mode``.
+    """
+    import dataclasses
+    u = dataclasses.replace(user, max_margin_ratio=0, perp_positions=tuple(
+        dataclasses.replace(p, max_margin_ratio=0) for p in user.perp_positions))
+    return margin_calculation(u, spot_markets, perp_markets, margin_type="initial",
+                              margin_buffer=MARGIN_PRECISION // 100)
 
 
 def validate_any_isolated_tier_requirements(user: User, calc: MarginCalculation) -> None:

@@ -536,3 +536,65 @@ def test_fill_perp_order_margin_requirement_with_isolated(name, cross, perps, co
     u = User(spot_positions=[SpotPosition(0, cross * SB)], perp_positions=perps)
     r = margin_calculation(u, [usdc()], [SOL_PERP, ETH_PERP], margin_type=config)
     assert r.meets_margin_requirement is meets
+
+
+# --- high-leverage mode: protocol-v2 state/perp_market/tests.rs `get_margin_ratio::*` and
+# math/margin/tests.rs `get_margin_calculation_for_disable_high_leverage_mode::check_user_not_changed`
+
+def test_get_margin_ratio_test():
+    """state/perp_market/tests.rs `get_margin_ratio::test`."""
+    m = PerpMarket(0, P6, margin_ratio_initial=MP // 10, margin_ratio_maintenance=MP // 20)
+    assert [d.perp_margin_ratio(m, BASE, t) for t in ("initial", "maintenance", "fill")] == \
+        [MP // 10, MP // 20, (MP // 10 + MP // 20) // 2]
+    m = PerpMarket(0, P6, margin_ratio_initial=MP // 10, margin_ratio_maintenance=MP // 20,
+                   high_leverage_margin_ratio_initial=MP // 50, high_leverage_margin_ratio_maintenance=MP // 100)
+    assert d.perp_margin_ratio(m, BASE, "initial", True) == MP // 50
+    assert d.perp_margin_ratio(m, BASE, "maintenance", True) == MP // 100
+    assert d.perp_margin_ratio(m, BASE, "fill", True) == (MP // 50 + MP // 100) // 2
+
+
+def test_get_margin_ratio_new_hlm_imf_size_loop():
+    """state/perp_market/tests.rs `get_margin_ratio::new_hlm_imf_size_loop`."""
+    m = PerpMarket(0, P6, margin_ratio_initial=MP // 20, margin_ratio_maintenance=MP // 33,
+                   high_leverage_margin_ratio_initial=MP // 100, high_leverage_margin_ratio_maintenance=MP // 151,
+                   imf_factor=50)
+    cnt = 0
+    for i in range(1, 1000):
+        hlm = d.perp_margin_ratio(m, BASE * i * 1000, "initial", True)
+        normal = d.perp_margin_ratio(m, BASE * i * 1000, "initial", False)
+        if normal != m.margin_ratio_initial:
+            assert hlm == normal
+            cnt += 1
+    assert cnt == 959_196 // 1_000
+
+
+def test_get_margin_ratio_new_hlm_imf_size():
+    """state/perp_market/tests.rs `get_margin_ratio::new_hlm_imf_size`."""
+    m = PerpMarket(0, P6, margin_ratio_initial=MP // 10, margin_ratio_maintenance=MP // 20,
+                   high_leverage_margin_ratio_initial=MP // 100, high_leverage_margin_ratio_maintenance=MP // 200,
+                   imf_factor=50)
+    assert d.perp_margin_ratio(m, BASE * 1000000, "initial", False) == 1300
+    assert d.perp_margin_ratio(m, BASE // 10, "initial", True) == m.high_leverage_margin_ratio_initial
+    assert d.perp_margin_ratio(m, BASE, "initial", True) == m.high_leverage_margin_ratio_initial
+    assert d.perp_margin_ratio(m, BASE * 10, "initial", True) == 104
+    assert d.perp_margin_ratio(m, BASE * 3000, "initial", True) == 221
+    assert d.perp_margin_ratio(m, BASE * 3000, "maintenance", True) == 67
+    assert d.perp_margin_ratio(m, BASE * 300000, "maintenance", True) == 313
+
+
+def test_get_margin_calculation_for_disable_high_leverage_mode_check_user_not_changed():
+    """math/margin/tests.rs `get_margin_calculation_for_disable_high_leverage_mode::check_user_not_changed`."""
+    u = User(spot_positions=[SpotPosition(0, 20000 * SB), SpotPosition(1, 100 * SB, is_borrow=True)],
+             perp_positions=[PerpPosition(0, max_margin_ratio=2 * MP), PerpPosition(1, max_margin_ratio=5 * MP)],
+             max_margin_ratio=2 * MP)
+    before = User(**u.__dict__)
+    sol_perp1 = PerpMarket(**{**SOL_PERP.__dict__, "market_index": 1})
+    d.margin_calculation_for_disable_high_leverage_mode(u, [usdc(), sol()], [SOL_PERP, sol_perp1])
+    assert u == before
+
+
+def test_nroot():
+    """tests.rs `test::test_nroot` (``nth_root(2)`` of 0 is 0; the premium uses ``isqrt(10 size + 1)``)."""
+    import math
+    assert math.isqrt(0) == 0
+    assert d.size_premium_liability_weight(0, 1, 10000, MP) == 10000
