@@ -41,6 +41,7 @@ from margin.venues._validate import VenueInputError
 __all__ = [
     "FRAC_BITS", "ONE", "from_num", "to_f64", "mul", "div", "Bank", "Serum3Orders", "PerpMarket",
     "PerpPosition", "Account", "HealthCache", "new_health_cache", "bank_native_after_change",
+    "spot_amount_taken_for_health_zero",
 ]
 
 FRAC_BITS = 48
@@ -112,6 +113,29 @@ def bank_native_after_change(native_change: int, deposit_index=1_000_000, borrow
         return mul(indexed, di) if indexed > 0 else mul(indexed, bi)
     indexed = -div(-amt, bi)
     return mul(indexed, bi) if indexed <= 0 else mul(indexed, di)
+
+
+def spot_amount_taken_for_health_zero(health: int, starting_spot: int, asset_weighted_price: int,
+                                      liab_weighted_price: int) -> int:
+    """How much of a token can be taken before health reaches zero (0 if health <= 0), raw I80F48.
+
+    Source: mango-v4 ``health/cache.rs`` ``spot_amount_taken_for_health_zero``.
+    """
+    if health <= 0:
+        return 0
+    taken = 0
+    if starting_spot > 0:
+        if asset_weighted_price > 0:
+            asset_max = div(health, asset_weighted_price)
+            if asset_max <= starting_spot:
+                return asset_max
+        taken = starting_spot
+        health -= mul(starting_spot, asset_weighted_price)
+    if health > 0:
+        if liab_weighted_price <= 0:
+            raise VenueInputError("liab_weighted_price", None, liab_weighted_price, "must be > 0")
+        taken += div(health, liab_weighted_price)
+    return taken
 
 
 @dataclass(frozen=True)
@@ -379,13 +403,67 @@ class HealthCache:
                 return i
         raise VenueInputError("token_index", None, token_index, "no bank for this token (MangoError::TokenPositionDoesNotExist)")
 
-    def effective_token_balances(self, health_type: str) -> list[int]:
-        """Spot balance plus every settle-token perp's hupnl, per token (``effective_token_balances``)."""
+    def effective_token_balances(self, health_type: str, ignore_negative_perp: bool = False) -> list[int]:
+        """Spot balance plus every settle-token perp's hupnl, per token (``effective_token_balances``;
+        ``ignore_negative_perp`` drops negative perp contributions, as ``perp_max_settle`` does)."""
         ht = _check_ht(health_type)
         bal = [0] * len(self.token_infos)
         for p in self.perp_infos:
-            bal[self._token_pos(p.settle_token_index)] += p.health_unsettled_pnl(ht)
+            h = p.health_unsettled_pnl(ht)
+            if not ignore_negative_perp or h > 0:
+                bal[self._token_pos(p.settle_token_index)] += h
         return [b + t.balance_spot for b, t in zip(bal, self.token_infos)]
+
+    def _health_sum(self, ht: str, bal: list[int]) -> int:
+        h = sum(t.health_contribution(ht, b) for t, b in zip(self.token_infos, bal))
+        max_res, res = self.compute_serum3_reservations(ht)
+        for s, r in zip(self.serum3_infos, res):
+            h += self._serum_contribution(ht, s, bal, max_res, r)
+        return _chk(h)
+
+    def perp_max_settle(self, settle_token_index: int) -> int:
+        """Largest amount of the settle token that negative perp P&L may take from the spot balance,
+        raw I80F48: maintenance "perp settle health" (negative perp contributions ignored) turned into
+        a token amount by :func:`spot_amount_taken_for_health_zero` (``perp_max_settle``)."""
+        bal = self.effective_token_balances("maint", ignore_negative_perp=True)
+        health = self._health_sum("maint", bal)
+        i = self._token_pos(settle_token_index)
+        t = self.token_infos[i]
+        return spot_amount_taken_for_health_zero(health, bal[i], t.asset_weighted_price("maint"),
+                                                 t.liab_weighted_price("maint"))
+
+    def assets_and_liabs(self) -> tuple[int, int]:
+        """Unweighted ``(assets, liabs)`` at oracle prices, raw I80F48 (``assets_and_liabs``): token
+        balances, Serum3 reserved funds, perp quote and base values (perp values use
+        ``token_infos[settle_token_index]``, the token info at that position, as the venue does)."""
+        a = l_ = 0
+        for t in self.token_infos:
+            v = mul(t.balance_spot, t.prices.oracle)
+            if t.balance_spot < 0:
+                l_ -= v
+            else:
+                a += v
+        for s in self.serum3_infos:
+            a += mul(s.reserved_base, self.token_infos[s.base_info_index].prices.oracle)
+            a += mul(s.reserved_quote, self.token_infos[s.quote_info_index].prices.oracle)
+        for p in self.perp_infos:
+            qp = self.token_infos[p.settle_token_index].prices.oracle
+            qv = mul(p.quote, qp)
+            if p.quote < 0:
+                l_ -= qv
+            else:
+                a += qv
+            bv = mul(mul(from_num(p.base_lots * p.base_lot_size), p.base_prices.oracle), qp)
+            if bv < 0:
+                l_ -= bv
+            else:
+                a += bv
+        return _chk(a), _chk(l_)
+
+    def leverage(self) -> int:
+        """``liabs / max(assets - liabs, 0.001)``, raw I80F48 (``leverage``)."""
+        a, l_ = self.assets_and_liabs()
+        return div(l_, max(a - l_, from_num(0.001)))
 
     def compute_serum3_reservations(self, health_type: str) -> tuple[list[int], list[tuple[int, int]]]:
         """``(token_max_reserved, [(all_reserved_as_base, all_reserved_as_quote)] per market)``."""
@@ -423,12 +501,7 @@ class HealthCache:
         """Health, raw I80F48 (``HealthCache::health``): token contributions of the effective balances
         plus each Serum3 market's reserved-funds contribution."""
         ht = _check_ht(health_type)
-        bal = self.effective_token_balances(ht)
-        h = sum(t.health_contribution(ht, b) for t, b in zip(self.token_infos, bal))
-        max_res, res = self.compute_serum3_reservations(ht)
-        for s, r in zip(self.serum3_infos, res):
-            h += self._serum_contribution(ht, s, bal, max_res, r)
-        return _chk(h)
+        return self._health_sum(ht, self.effective_token_balances(ht))
 
     def health_assets_and_liabs(self, health_type: str = "init", stable_assets: bool = False) -> tuple[int, int]:
         """``(assets, liabs)`` raw I80F48 with assets or liabilities held stable

@@ -164,3 +164,44 @@ def test_health_stable_price_token():
     assert health_eq(acc2.health("maint"), -1.1 * 1.0 * 100.0)
     assert health_eq(acc3.health("init"), 1.2 * (0.8 * 0.5 * 10.0 * 10.0 - 100.0))
     assert health_eq(acc3.health("maint"), 1.1 * (0.9 * 1.0 * 10.0 * 10.0 - 100.0))
+
+
+def _tok(idx, x, price, balance=0):
+    """client.rs tests `default_token_info(x, price)` as a bank with weights 1 -/+ x."""
+    return m.Bank(idx, F(balance), F(price), F(1.0 - x), F(1.0 + x), F(1.0 - x), F(1.0 + x))
+
+
+def _leverage_eq(hc, b):  # client.rs leverage_eq
+    return abs(hc.leverage() - F(b)) < F(0.001)
+
+
+def test_leverage():
+    """client.rs `test_leverage` (only deposits; deposits and borrows; perp trade; open orders)."""
+    hc = m.new_health_cache(m.Account([_tok(0, 0.0, 1.0, 1), _tok(1, 0.2, 2.0)]))
+    assert _leverage_eq(hc, 0.0)
+    hc = m.new_health_cache(m.Account([_tok(0, 0.0, 1.0, -9), _tok(1, 0.2, 2.0, 5)]))
+    assert _leverage_eq(hc, 9.0)
+    # default_perp_info(0.1, 1.1), base_lot_size 3, base_lots -3, quote 9.9, settle token 0
+    pm = m.PerpMarket(0, 0, F(1.1), F(0.9), F(1.1), F(0.9), F(1.1), F(0.6), F(0.6), base_lot_size=3, quote_lot_size=1)
+    hc = m.new_health_cache(m.Account([_tok(0, 0.0, 1.0, 1), _tok(1, 0.2, 2.0)], [],
+                                      [(m.PerpPosition(0, base_position_lots=-3, quote_position_native=F(9.9)), pm)]))
+    assert _leverage_eq(hc, 9.9)
+    oo = m.Serum3Orders(1, 0, base_reserved=1, quote_reserved=0, lowest_placed_ask=1.0)
+    hc = m.new_health_cache(m.Account([_tok(0, 0.0, 1.0, 1), _tok(1, 0.2, 2.0, -1)], [oo]))
+    assert _leverage_eq(hc, 2.0)
+
+
+@pytest.mark.parametrize("spot", [100, 10, -5])
+def test_perp_max_settle_brings_settle_health_to_zero(spot):
+    """Property of ``perp_max_settle`` (cache.rs): taking the returned amount from the settle token's
+    spot balance leaves maintenance "perp settle health" (negative perp P&L ignored) at zero."""
+    banks = [bank(0, 1.0, 0.2, 0.1, spot), bank(4, 5.0, 0.5, 0.3, 10)]
+    pos = m.PerpPosition(9, base_position_lots=-1, quote_position_native=F(-100))
+    hc = m.new_health_cache(m.Account(banks, [], [(pos, perp_market())]))
+    x = hc.perp_max_settle(0)
+    assert x >= 0
+    b0 = banks[0]
+    after = m.new_health_cache(m.Account([m.Bank(**{**b0.__dict__, "balance": b0.balance - x}), banks[1]], [],
+                                         [(pos, perp_market())]))
+    settle_health = after._health_sum("maint", after.effective_token_balances("maint", ignore_negative_perp=True))
+    assert abs(settle_health) <= 16  # a few I80F48 DELTAs (division truncation)
