@@ -31,7 +31,8 @@ Rule variants (each optional, per token):
 * **Drift user max margin ratio** ``r >= 0`` (initial health only; Drift allows ``r > 1``, i.e.
   leverage below 1x): asset weight ``min(w, max(1 - r, 0))``, liability weight ``max(w, 1 + r)``,
   applied after the riskier order side has been chosen with the unadjusted weights
-  (``OrderFillSimulation::apply_user_custom_margin_ratio``).
+  (``OrderFillSimulation::apply_user_custom_margin_ratio``), never to the quote token (Drift's spot
+  market 0 is valued unweighted).
 * **Order cash legs are kept per market**: each market's cash leg of its chosen side is added to
   assets when positive and to liabilities when negative (Drift's ``worst_case_orders_value``), never
   netted across markets, so assets, liabilities and the health ratio match the venue (health itself
@@ -54,7 +55,8 @@ Rule variants (each optional, per token):
     ``max(ratio, user_margin_ratio)``; collateral ``pnl = base * price + quote`` (``quote`` including
     unsettled funding), positive P&L weighted by the P&L asset weight (initial: discounted by
     ``min(w, 1.1 / (1 + pnl_imf * sqrt(pnl)))``) and capped at $100 for initial health
-    (``MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN``).
+    (``MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN``); the weighted P&L is added with its sign to assets
+    (Drift's total collateral, which can be negative) and the requirement to liabilities.
 
 Computed in floating point (the venues use fixed point; the exact integer replicas are
 :mod:`margin.venues.drift` and :mod:`margin.venues.mango`, against which this kernel is tested).
@@ -390,7 +392,7 @@ def effective_weights(weights: TokenWeights, health_type: str = "init", total_de
 
 @partial(jax.jit, static_argnames=("is_init", "model"))
 def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, is_init, rb, rq, bidx, qidx, oc, charge,
-                   pb, pq, pbid, pask, poc, pp, pwa, pwl, pwpnl, pimf, ppimf, sidx, model):
+                   pb, pq, pbid, pask, poc, pp, pwa, pwl, pwpnl, pimf, ppimf, sidx, model, not_quote):
     k = b.shape[1]
 
     def weights(x):
@@ -405,9 +407,10 @@ def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, is_init, rb, rq, bidx
 
     def weighted_user(x):  # after the side is chosen: Drift apply_user_custom_margin_ratio
         aw_s, lw_s = weights(x)
-        if is_init:
-            aw_s = jnp.minimum(aw_s, jnp.maximum(1.0 - umr[:, None], 0.0))
-            lw_s = jnp.maximum(lw_s, 1.0 + umr[:, None])
+        if is_init:  # not on the quote token (Drift values market 0 unweighted)
+            u = umr[:, None] * not_quote
+            aw_s = jnp.where(not_quote > 0, jnp.minimum(aw_s, jnp.maximum(1.0 - u, 0.0)), aw_s)
+            lw_s = jnp.maximum(lw_s, jnp.where(not_quote > 0, 1.0 + u, lw_s))
         return jnp.where(x > 0, aw_s, lw_s) * x * p
 
     assets_x = jnp.zeros(b.shape[0], b.dtype)
@@ -437,8 +440,8 @@ def _health_kernel(b, p, aw, lw, imf, ob, oa, bp, ap, umr, is_init, rb, rq, bidx
             wp = jnp.where(pnl > 0, w_pos * pnl, pnl)
             if is_init:
                 wp = jnp.minimum(wp, DRIFT_MAX_POSITIVE_UPNL_INIT_USD)
-            assets_x = assets_x + jnp.sum(jnp.maximum(wp, 0.0), axis=1)
-            liabs_x = liabs_x + jnp.sum(jnp.maximum(-wp, 0.0) + req, axis=1)
+            assets_x = assets_x + jnp.sum(wp, axis=1)  # Drift adds signed P&L to total collateral
+            liabs_x = liabs_x + jnp.sum(req, axis=1)
 
     # per token: the riskier of all bids filling / all asks filling, chosen with the unadjusted
     # weights; each market's cash leg counts on its own (positive: asset, negative: liability)
@@ -499,7 +502,8 @@ def health(balances, prices, weights: TokenWeights, *, health_type: str = "init"
       quote_index: index of the quote token the orders settle in (its own balance is weighted normally).
       total_deposits_usd, total_borrows_usd: optional ``(K,)`` bank totals for Mango scaling, USD.
       user_margin_ratio: optional ``(N,)`` Drift user max margin ratio ``>= 0`` (initial health only;
-        values above 1 are allowed, as in Drift: ``max_margin_ratio`` is a u32 in 1e4 units).
+        values above 1 are allowed, as in Drift: ``max_margin_ratio`` is a u32 in 1e4 units). It does
+        not apply to the quote token (Drift values spot market 0 unweighted).
       reserved_base, reserved_quote: optional ``(N, M)`` funds reserved in M Mango Serum3/OpenBook
         spot markets (token units of the market's base / quote token, >= 0; not included in
         ``balances``). Each market counts at the worse of "all reserved becomes base" and "all becomes
@@ -531,7 +535,7 @@ def health(balances, prices, weights: TokenWeights, *, health_type: str = "init"
     Sources: see module docstring (mango-v4 ``health/cache.rs``, ``state/bank.rs``; drift protocol-v2
     ``math/margin.rs``, ``state/user.rs``); REFERENCE.md section 1 "Weighted-health engines".
     """
-    b, p, w, ob, oa, bp, ap, _, dep, bor, umr, oc, charge = _validate(
+    b, p, w, ob, oa, bp, ap, qi, dep, bor, umr, oc, charge = _validate(
         balances, prices, weights, open_bids, open_asks, bid_prices, ask_prices, quote_index,
         total_deposits_usd, total_borrows_usd, user_margin_ratio, health_type, open_orders, open_order_charge)
     rb, rq, bidx, qidx = _validate_markets(b.shape, reserved_base, reserved_quote, market_base_index,
@@ -553,7 +557,7 @@ def health(balances, prices, weights: TokenWeights, *, health_type: str = "init"
                           c(umr), init, c(rb), c(rq), jnp.asarray(bidx, jnp.int32),
                           jnp.asarray(qidx, jnp.int32), c(oc), c(charge), c(pb), c(pq), c(pbid), c(pask),
                           c(poc), c(pp), c(pwa), c(pwl), c(pwpnl), c(pimf), c(ppimf),
-                          jnp.asarray(sidx, jnp.int32), perp_model)
+                          jnp.asarray(sidx, jnp.int32), perp_model, c(np.arange(b.shape[1]) != qi))
 
 
 def health_reference(balances: Sequence[float], prices: Sequence[float], weights: TokenWeights, *,
@@ -620,20 +624,17 @@ def health_reference(balances: Sequence[float], prices: Sequence[float], weights
                     pnl = min(wpos * pnl, DRIFT_MAX_POSITIVE_UPNL_INIT_USD)
                 else:
                     pnl = wpnl * pnl
-            if pnl > 0:
-                assets += pnl
-            else:
-                liabs -= pnl
+            assets += pnl  # signed: Drift's add_cross_margin_total_collateral(weighted_pnl)
 
     def weight(j: int, x: float, user: bool) -> float:
         s = math.sqrt(abs(x))
         if x > 0:
             wt = aw[j] if imf[j] == 0 else min(aw[j], 1.1 / (1 + imf[j] * s))
-            if user and init:
+            if user and init and j != quote_index:
                 wt = min(wt, max(1 - user_margin_ratio, 0.0))
         else:
             wt = lw[j] if imf[j] == 0 else max(lw[j], 0.8 * lw[j] + imf[j] * s)
-            if user and init:
+            if user and init and j != quote_index:
                 wt = max(wt, 1 + user_margin_ratio)
         return wt * x * prices[j]
 
