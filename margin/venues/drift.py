@@ -690,7 +690,8 @@ def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, marg
     """
     t = _mtype(margin_type)
     valuation_price = market.expiry_price if market.settlement else market.oracle_price
-    rate = market.cumulative_funding_rate_long if position.base_asset_amount > 0 else market.cumulative_funding_rate_short
+    rate = (market.cumulative_funding_rate_long if position.base_asset_amount > 0
+            else market.cumulative_funding_rate_short)
     unrealized_funding = funding_payment(rate, position)
     base_value, pnl = base_asset_value_and_pnl(position, valuation_price)
     total_pnl = pnl + unrealized_funding
@@ -751,7 +752,8 @@ def spot_worst_case_fill(position: SpotPosition, market: SpotMarket, margin_type
     price = market.oracle_price
     p_max = price if twap is None else max(price, twap)
     amount = get_token_amount(position.scaled_balance,
-                              market.cumulative_borrow_interest if position.is_borrow else market.cumulative_deposit_interest,
+                              market.cumulative_borrow_interest if position.is_borrow
+                              else market.cumulative_deposit_interest,
                               market.decimals, position.is_borrow)
     amount = -amount if position.is_borrow else amount
     token_value = get_strict_token_value(amount, market.decimals, price, twap)

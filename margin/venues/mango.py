@@ -401,7 +401,8 @@ class HealthCache:
         for i, t in enumerate(self.token_infos):
             if t.token_index == token_index:
                 return i
-        raise VenueInputError("token_index", None, token_index, "no bank for this token (MangoError::TokenPositionDoesNotExist)")
+        raise VenueInputError("token_index", None, token_index,
+                              "no bank for this token (MangoError::TokenPositionDoesNotExist)")
 
     def effective_token_balances(self, health_type: str, ignore_negative_perp: bool = False) -> list[int]:
         """Spot balance plus every settle-token perp's hupnl, per token (``effective_token_balances``;

@@ -455,12 +455,14 @@ def _iso(market, base, quote, iso_usdc, **kw):
 
 
 PLACE_ORDER = [  # (name, cross USDC, perp positions, risk_increasing, isolated_market_index, passes)
-    ("cross_order_passes_when_isolated_fails_initial_but_passes_maintenance", 1000, [_iso(0, 10, -1000, 70)], True, None, True),
+    ("cross_order_passes_when_isolated_fails_initial_but_passes_maintenance", 1000, [_iso(0, 10, -1000, 70)],
+     True, None, True),
     ("cross_order_passes_when_cross_passes_initial_no_other_isolated", 1000, [], True, None, True),
     ("cross_order_fails_when_other_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)], True, None, False),
     ("cross_order_fails_when_cross_only_passes_maintenance", 70, [_iso(0, 10, -1000, None)], True, None, False),
     ("cross_order_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], True, None, False),
-    ("cross_order_not_risk_increasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, None)], False, None, True),
+    ("cross_order_not_risk_increasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, None)],
+     False, None, True),
     ("cross_order_not_risk_increasing_fails_when_other_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)],
      False, None, False),
     ("cross_order_not_risk_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], False, None,
@@ -475,7 +477,8 @@ PLACE_ORDER = [  # (name, cross USDC, perp positions, risk_increasing, isolated_
     ("isolated_order_fails_when_other_isolated_fails_maintenance_margin", 1000,
      [_iso(0, 10, -1000, 40), _iso(2, 1, -1000, 200)], True, 2, False),
     ("isolated_order_passes_when_cross_only_passes_maintenance", 70, [_iso(2, 1, -1000, 150)], True, 2, True),
-    ("isolated_order_fails_when_current_isolated_only_passes_maintenance", 1000, [_iso(2, 1, -1000, 70)], True, 2, False),
+    ("isolated_order_fails_when_current_isolated_only_passes_maintenance", 1000, [_iso(2, 1, -1000, 70)],
+     True, 2, False),
     ("isolated_order_fails_when_current_isolated_fails_maintenance", 1000, [_iso(2, 1, -1000, 40)], True, 2, False),
     ("isolated_order_not_risk_increasing_passes_when_all_pass_maintenance", 70,
      [_iso(0, 10, -1000, None), _iso(2, 1, -1000, 70)], False, 2, True),
@@ -484,7 +487,8 @@ PLACE_ORDER = [  # (name, cross USDC, perp positions, risk_increasing, isolated_
 ]
 
 
-@pytest.mark.parametrize("name,cross,perps,risk_increasing,iso_index,passes", PLACE_ORDER, ids=[c[0] for c in PLACE_ORDER])
+@pytest.mark.parametrize("name,cross,perps,risk_increasing,iso_index,passes", PLACE_ORDER,
+                         ids=[c[0] for c in PLACE_ORDER])
 def test_meets_place_order_margin_requirement_with_isolated(name, cross, perps, risk_increasing, iso_index, passes):
     """tests.rs `meets_place_order_margin_requirement_with_isolated::<name>` (SOL-PERP $100, ETH-PERP
     $1000, 10 % / 5 %; strict prices)."""
@@ -507,8 +511,8 @@ FILL = [  # (name, cross USDC, perps, config, meets)
      _FILL_ISO, False),
     ("isolated_fill_increasing_fails_when_current_isolated_fails_maintenance", 1000, [_iso(0, 10, -1000, 40)],
      _FILL_ISO, False),
-    ("isolated_fill_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 1, -100, 150), _iso(2, 1, -1000, None)],
-     _FILL_ISO, False),
+    ("isolated_fill_increasing_fails_when_cross_fails_maintenance", 40,
+     [_iso(0, 1, -100, 150), _iso(2, 1, -1000, None)], _FILL_ISO, False),
     ("isolated_fill_increasing_fails_when_other_isolated_fails_maintenance", 70,
      [_iso(0, 1, -100, 150), _iso(2, 1, -1000, 40)], _FILL_ISO, False),
     ("isolated_fill_decreasing_passes_when_all_pass_maintenance", 70, [_iso(0, 10, -1000, 70)], _MAINT_ISO, True),
@@ -518,7 +522,8 @@ FILL = [  # (name, cross USDC, perps, config, meets)
      [_iso(0, 10, -1000, 70), _iso(2, 1, -1000, 40)], _MAINT_ISO, False),
     ("cross_fill_increasing_passes_when_cross_passes_fill_isolated_maintenance", 150, [_iso(0, 1, -100, None)],
      _FILL_CROSS, True),
-    ("cross_fill_increasing_fails_when_cross_only_passes_maintenance", 70, [_iso(0, 10, -1000, None)], _FILL_CROSS, False),
+    ("cross_fill_increasing_fails_when_cross_only_passes_maintenance", 70, [_iso(0, 10, -1000, None)],
+     _FILL_CROSS, False),
     ("cross_fill_increasing_fails_when_cross_fails_maintenance", 40, [_iso(0, 10, -1000, None)], _FILL_CROSS, False),
     ("cross_fill_increasing_fails_when_other_isolated_fails_maintenance", 150,
      [_iso(0, 1, -100, None), _iso(2, 1, -1000, 40)], _FILL_CROSS, False),

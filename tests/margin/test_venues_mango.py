@@ -28,7 +28,8 @@ def bank(token_index, price, init_w, maint_w, change=0, *, deposits=0, borrows=0
                   F(1.0 - maint_w), F(1.0 + maint_w),
                   deposit_weight_scale_start_quote=float(dep_start) if dep_start > 0 else m.F64_MAX,
                   borrow_weight_scale_start_quote=float(bor_start) if bor_start > 0 else m.F64_MAX,
-                  native_deposits=m.mul(idx, m.div(F(deposits), idx)), native_borrows=m.mul(idx, m.div(F(borrows), idx)),
+                  native_deposits=m.mul(idx, m.div(F(deposits), idx)),
+                  native_borrows=m.mul(idx, m.div(F(borrows), idx)),
                   potential_serum_tokens=potential_serum_tokens, available=available)
 
 
@@ -73,10 +74,12 @@ HEALTH1 = [  # (token1, token2, token3, oo_1_2, oo_1_3, perp1, bank_settings, ex
      -100.0 * 1.2 - 100.0 * 5.0 * 1.5 - 10.0 * 1.5 + 80.0 * 1.2 + 20.0 * 0.8 + 20.0 * 0.8),
     (100, 100, 100, (0, 0), (0, 0), (0, 0, 0, 0),
      [_B(deposits=100, dep_start=1000), _B(deposits=1500, dep_start=1000 * 5), _B(deposits=10000, dep_start=1000 * 10)],
-     None, 0.8 * 100.0 + 0.5 * 100.0 * 5.0 * (5000.0 / (1500.0 * 5.0)) + 0.5 * 100.0 * 10.0 * (10000.0 / (10000.0 * 10.0))),
+     None, 0.8 * 100.0 + 0.5 * 100.0 * 5.0 * (5000.0 / (1500.0 * 5.0))
+     + 0.5 * 100.0 * 10.0 * (10000.0 / (10000.0 * 10.0))),
     (-100, -100, -100, (0, 0), (0, 0), (0, 0, 0, 0),
      [_B(borrows=100, bor_start=1000), _B(borrows=1500, bor_start=1000 * 5), _B(borrows=10000, bor_start=1000 * 10)],
-     None, -1.2 * 100.0 - 1.5 * 100.0 * 5.0 * (1500.0 * 5.0 / 5000.0) - 1.5 * 100.0 * 10.0 * (10000.0 * 10.0 / 10000.0)),
+     None, -1.2 * 100.0 - 1.5 * 100.0 * 5.0 * (1500.0 * 5.0 / 5000.0)
+     - 1.5 * 100.0 * 10.0 * (10000.0 * 10.0 / 10000.0)),
     (-100, 0, 0, (0, 0), (0, 0), (1, 100, 0, 0), None, None, 0.8 * (-100.0 + 0.95 * (100.0 + 0.8 * 1.0 * BL))),
     (100, 0, 0, (0, 0), (0, 0), (-1, -100, 0, 0), None, None, 1.2 * (100.0 - 100.0 - 1.2 * 1.0 * BL)),
     (-100, -10, 0, (1, 1), (11, 1), (0, 0, 0, 0), None, (3.0, 1.0 / 12.0),

@@ -262,7 +262,8 @@ def test_mango_v4_test_health1_perp_cases_float_kernel(case):
     t1, t2, t3, oo12, oo13, perp1, expected = MANGO_HEALTH1_PERP[case]
     r = health(np.array([[t1, t2, t3]], float), MANGO_P, MANGO_W._replace(init_asset=np.array([0.8, 0.5, 0.5]),
                init_liab=np.array([1.2, 1.5, 1.5])), dtype=jnp.float64,
-               reserved_quote=np.array([[oo12[0], oo13[0]]], float), reserved_base=np.array([[oo12[1], oo13[1]]], float),
+               reserved_quote=np.array([[oo12[0], oo13[0]]], float),
+               reserved_base=np.array([[oo12[1], oo13[1]]], float),
                market_base_index=np.array([1, 2]), market_quote_index=np.array([0, 0]),
                perp_base=np.array([[perp1[0] * 10.0]]), perp_quote=np.array([[float(perp1[1])]]),
                perp_bids=np.array([[perp1[2] * 10.0]]), perp_asks=np.array([[perp1[3] * 10.0]]),
@@ -317,11 +318,12 @@ def test_order_cash_kept_per_market():
     r = health(np.array([[1000.0, 0.0, 0.0]]), np.array([1.0, 100.0, 50.0]), w, dtype=jnp.float64,
                open_bids=np.array([[0.0, 10.0, 0.0]]), open_asks=np.array([[0.0, 0.0, 20.0]]),
                open_orders=np.array([[0, 1, 1]]))
-    sp = lambda i, px: d.SpotMarket(i, 9, px * 10**6, initial_asset_weight=8000, maintenance_asset_weight=9000,  # noqa: E731
-                                    initial_liability_weight=12000, maintenance_liability_weight=11000,
-                                    cumulative_deposit_interest=10**10, cumulative_borrow_interest=10**10)
+    sp = lambda i, px: d.SpotMarket(  # noqa: E731
+        i, 9, px * 10**6, initial_asset_weight=8000, maintenance_asset_weight=9000, initial_liability_weight=12000,
+        maintenance_liability_weight=11000, cumulative_deposit_interest=10**10, cumulative_borrow_interest=10**10)
     usdc = d.SpotMarket(0, 6, 10**6, cumulative_deposit_interest=10**10)
-    u = d.User(spot_positions=[d.SpotPosition(0, 1000 * 10**9), d.SpotPosition(1, 0, open_orders=1, open_bids=10 * 10**9),
+    u = d.User(spot_positions=[d.SpotPosition(0, 1000 * 10**9),
+                               d.SpotPosition(1, 0, open_orders=1, open_bids=10 * 10**9),
                                d.SpotPosition(2, 0, open_orders=1, open_asks=-20 * 10**9)])
     ex = d.margin_calculation(u, [usdc, sp(1, 100), sp(2, 50)])
     assert float(r.assets[0]) == pytest.approx(ex.total_collateral / 1e6, abs=1e-6)
@@ -342,7 +344,8 @@ def test_perp_kernel_matches_slow_reference(rand_weights, model, htype):
     pbid, pask = np.abs(rng.normal(0, 5, (n, p_))), np.abs(rng.normal(0, 5, (n, p_)))
     poc = rng.integers(0, 3, (n, p_)).astype(float)
     pp = rng.uniform(10, 1000, p_)
-    pw = PW(np.array([0.8, 0.9, 0.5]), np.array([0.9, 0.95, 0.7]), np.array([1.2, 1.1, 1.5]), np.array([1.1, 1.05, 1.3]),
+    pw = PW(np.array([0.8, 0.9, 0.5]), np.array([0.9, 0.95, 0.7]), np.array([1.2, 1.1, 1.5]),
+            np.array([1.1, 1.05, 1.3]),
             np.array([0.95, 0.0, 0.5]), np.array([0.98, 1.0, 0.8]), np.array([0.0, 0.001, 0.01]),
             np.array([0.0, 0.001, 0.0]))
     sidx = np.array([0, 0, 1])
@@ -398,14 +401,13 @@ def test_drift_model_matches_exact_drift_module(htype):
     perps = [d.PerpMarket(j, px * 10**6, margin_ratio_initial=r0, margin_ratio_maintenance=r0 // 2,
                           unrealized_pnl_initial_asset_weight=8000, unrealized_pnl_maintenance_asset_weight=10000)
              for j, (px, r0) in enumerate(zip(perp_px, (1000, 500)))]
-    w = TokenWeights(*[np.array([m.initial_asset_weight if k in ("ia",) else 0 for m in spot], float) for k in ("ia",)] * 0,
-                     ) if False else TokenWeights(
-        np.array([m.initial_asset_weight / 1e4 for m in spot]), np.array([m.maintenance_asset_weight / 1e4 for m in spot]),
-        np.array([m.initial_liability_weight / 1e4 for m in spot]),
-        np.array([m.maintenance_liability_weight / 1e4 for m in spot]), np.full(3, INF), np.full(3, INF), np.zeros(3))
-    pw = PW(np.array([0.9, 0.95]), np.array([0.95, 0.975]), 1.0 + np.array([m.margin_ratio_initial for m in perps]) / 1e4,
-            1.0 + np.array([m.margin_ratio_maintenance for m in perps]) / 1e4, np.array([0.8, 0.8]), np.array([1.0, 1.0]),
-            np.zeros(2), np.zeros(2))
+    col = lambda f: np.array([getattr(m, f) / 1e4 for m in spot])  # noqa: E731
+    w = TokenWeights(col("initial_asset_weight"), col("maintenance_asset_weight"), col("initial_liability_weight"),
+                     col("maintenance_liability_weight"), np.full(3, INF), np.full(3, INF), np.zeros(3))
+    ratio = lambda f: np.array([getattr(m, f) / 1e4 for m in perps])  # noqa: E731
+    pw = PW(np.array([0.9, 0.95]), np.array([0.95, 0.975]), 1.0 + ratio("margin_ratio_initial"),
+            1.0 + ratio("margin_ratio_maintenance"), np.array([0.8, 0.8]), np.array([1.0, 1.0]), np.zeros(2),
+            np.zeros(2))
     n = 12
     bal, ob, oa, oc = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 3))
     pb, pq, pbid, pask, poc = (np.zeros((n, 2)) for _ in range(5))
@@ -425,7 +427,8 @@ def test_drift_model_matches_exact_drift_module(htype):
         for j in range(2):
             base = int(rng.integers(-50, 50)) * 10**8
             quote = int(rng.integers(-5_000_000, 5_000_000)) * 10**4
-            bids, asks, cnt = int(rng.integers(0, 20)) * 10**8, int(rng.integers(0, 20)) * 10**8, int(rng.integers(0, 3))
+            bids, asks = int(rng.integers(0, 20)) * 10**8, int(rng.integers(0, 20)) * 10**8
+            cnt = int(rng.integers(0, 3))
             pps.append(d.PerpPosition(j, base, quote, open_bids=bids, open_asks=-asks, open_orders=cnt))
             pb[i, j], pq[i, j], pbid[i, j], pask[i, j], poc[i, j] = base / 1e9, quote / 1e6, bids / 1e9, asks / 1e9, cnt
         umr[i] = int(rng.integers(0, 3)) * 5000 * int(rng.random() < 0.5) / 1e4
