@@ -851,6 +851,16 @@ def margin_calculation(user: User, spot_markets: Mapping[int, SpotMarket] | Sequ
 
     Returns: :class:`MarginCalculation` (``QUOTE_PRECISION`` ints).
 
+    Example (protocol-v2 ``math/margin/tests.rs`` ``usdc_deposit_and_5x_sol_bid``)::
+
+        >>> usdc = SpotMarket(0, 6, 10**6, initial_asset_weight=10**4, cumulative_deposit_interest=10**10)
+        >>> sol = SpotMarket(1, 9, 100 * 10**6, initial_asset_weight=8000, initial_liability_weight=12000)
+        >>> u = User(spot_positions=[SpotPosition(0, 10_000 * 10**9),
+        ...                          SpotPosition(1, open_orders=1, open_bids=500 * 10**9)])
+        >>> r = margin_calculation(u, [usdc, sol])
+        >>> r.total_collateral, r.margin_requirement
+        (50000000000, 50000010000)
+
     Raises: VenueInputError for unknown markets, negative bids / positive asks / negative balances,
       bad ``margin_type``, values overflowing the venue's u32 weights; :class:`DriftError` for the
       venue's own errors (``InvalidPoolId``, a zero-valued borrow ``InvalidMarginRatio``, a zero

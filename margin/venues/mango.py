@@ -564,6 +564,14 @@ def new_health_cache(account: Account, allow_skipping_banks: bool = False) -> He
     banks marked ``available=False`` are left out when the account's balance in them is >= 0, and
     Serum3 markets missing a bank are skipped (their free funds too).
 
+    Example (mango-v4 ``health/client.rs`` ``test_health_stable_price_token``, first account)::
+
+        >>> b = Bank(0, from_num(100), from_num(1.0), from_num(0.8), from_num(1.2), from_num(0.9),
+        ...          from_num(1.1), stable_price=from_num(0.5))
+        >>> hc = new_health_cache(Account([b]))
+        >>> round(to_f64(hc.health("init")), 6), round(to_f64(hc.health("maint")), 6)
+        (40.0, 90.0)
+
     Raises: VenueInputError when a Serum3 market or perp settle token has no bank, an unavailable
       bank cannot be skipped (negative balance, or skipping not allowed), or on overflow.
     """

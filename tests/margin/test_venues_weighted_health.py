@@ -440,3 +440,44 @@ def test_drift_model_matches_exact_drift_module(htype):
         ex = d.margin_calculation(u, spot, perps, margin_type="initial" if htype == "init" else "maintenance")
         assert float(r.assets[i]) == pytest.approx(ex.total_collateral / 1e6, abs=1e-4)
         assert float(r.liabilities[i]) == pytest.approx(ex.margin_requirement / 1e6, abs=1e-4)
+
+
+@pytest.mark.parametrize("htype", ["init", "maint"])
+def test_mango_model_matches_exact_mango_module(htype):
+    """Random accounts (three tokens, two Serum3 markets with reserved funds, two perps with orders
+    settling in token 0) through the float kernel (``perp_model="mango"``, float64) and the exact
+    I80F48 replica :mod:`margin.venues.mango`: health agrees to 1e-6 relative."""
+    from margin.venues import mango as mg
+    rng = np.random.default_rng(5)
+    prices = np.array([1.0, 5.0, 40.0])
+    wts = [(0.2, 0.1), (0.4, 0.2), (0.5, 0.3)]  # (init, maint) offsets from 1
+    w = TokenWeights(np.array([1 - a for a, _ in wts]), np.array([1 - b for _, b in wts]),
+                     np.array([1 + a for a, _ in wts]), np.array([1 + b for _, b in wts]),
+                     np.full(3, INF), np.full(3, INF), np.zeros(3))
+    ppx, lot = np.array([5.0, 40.0]), [10, 1]
+    pw = PW(np.array([0.8, 0.7]), np.array([0.9, 0.85]), np.array([1.2, 1.3]), np.array([1.1, 1.15]),
+            np.array([0.95, 0.9]), np.array([0.98, 0.95]), np.zeros(2), np.zeros(2))
+    pmk = [mg.PerpMarket(j, 0, mg.from_num(float(ppx[j])), mg.from_num(float(pw.init_base_asset[j])),
+                         mg.from_num(float(pw.init_base_liab[j])), mg.from_num(float(pw.maint_base_asset[j])),
+                         mg.from_num(float(pw.maint_base_liab[j])), mg.from_num(float(pw.init_pnl_asset[j])),
+                         mg.from_num(float(pw.maint_pnl_asset[j])), base_lot_size=lot[j], quote_lot_size=1)
+           for j in range(2)]
+    n = 10
+    bal = rng.integers(-300, 300, (n, 3)).astype(float)
+    rb, rq = rng.integers(0, 50, (n, 2)).astype(float), rng.integers(0, 200, (n, 2)).astype(float)
+    lots, quote = rng.integers(-20, 20, (n, 2)), rng.integers(-2000, 2000, (n, 2)).astype(float)
+    bids, asks = rng.integers(0, 10, (n, 2)), rng.integers(0, 10, (n, 2))
+    lotv = np.array(lot, float)
+    r = health(bal, prices, w, health_type=htype, dtype=jnp.float64, reserved_base=rb, reserved_quote=rq,
+               market_base_index=np.array([1, 2]), market_quote_index=np.array([0, 0]),
+               perp_base=lots * lotv, perp_quote=quote, perp_bids=bids * lotv, perp_asks=asks * lotv,
+               perp_prices=ppx, perp_weights=pw, perp_settle_index=np.array([0, 0]), perp_model="mango")
+    for i in range(n):
+        banks = [mg.Bank(k, mg.from_num(int(bal[i, k])), mg.from_num(float(prices[k])), mg.from_num(1 - wts[k][0]),
+                         mg.from_num(1 + wts[k][0]), mg.from_num(1 - wts[k][1]), mg.from_num(1 + wts[k][1]))
+                 for k in range(3)]
+        serum = [mg.Serum3Orders(k + 1, 0, base_reserved=int(rb[i, k]), quote_reserved=int(rq[i, k])) for k in range(2)]
+        perps = [(mg.PerpPosition(j, int(lots[i, j]), mg.from_num(int(quote[i, j])), int(bids[i, j]), int(asks[i, j])),
+                  pmk[j]) for j in range(2)]
+        exact = mg.to_f64(mg.new_health_cache(mg.Account(banks, serum, perps)).health(htype))
+        assert float(r.health[i]) == pytest.approx(exact, rel=1e-6, abs=1e-6)
