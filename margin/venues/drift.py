@@ -58,7 +58,8 @@ __all__ = [
     "margin_calculation", "markets_from_config", "max_withdrawable_amount", "validate_spot_margin_trading",
     "user_equity", "DriftError", "MarginTypeConfig", "IsolatedMarginCalculation",
     "validate_any_isolated_tier_requirements", "meets_place_order_margin_requirement",
-    "get_proportion_u128", "hlm_initial_margin_ratio_from_size",
+    "get_proportion_u128", "hlm_initial_margin_ratio_from_size", "OrderFillSimulation",
+    "apply_user_custom_margin_ratio", "perp_worst_case_liability_value",
     "margin_calculation_for_disable_high_leverage_mode",
 ]
 
@@ -663,6 +664,22 @@ def _perp_liability_value(base: int, price: int, prediction: bool) -> int:
     return abs(base) * p // BASE_PRECISION
 
 
+def perp_worst_case_liability_value(position: PerpPosition, oracle_price: int,
+                                    prediction: bool = False) -> tuple[int, int]:
+    """``(base after the worse fill, its liability value)``: all bids fill (``base + open_bids``) or
+    all asks fill (``base + open_asks``), whichever has the larger liability value (asks on ties);
+    value ``|base| * price / 1e9`` (prediction markets: shorts at ``1 - price``), ``QUOTE_PRECISION``.
+
+    Source: protocol-v2 ``state/user.rs`` ``PerpPosition::worst_case_liability_value``;
+    ``math/position.rs`` ``calculate_perp_liability_value``.
+    """
+    bids = position.base_asset_amount + position.open_bids
+    asks = position.base_asset_amount + position.open_asks
+    lv_bids = _perp_liability_value(bids, oracle_price, prediction)
+    lv_asks = _perp_liability_value(asks, oracle_price, prediction)
+    return (asks, lv_asks) if lv_asks >= lv_bids else (bids, lv_bids)
+
+
 def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, margin_type: str,
                                 user_custom_margin_ratio: int = 0, quote_price: int = PRICE_PRECISION,
                                 quote_twap_5min: Optional[int] = None,
@@ -695,11 +712,7 @@ def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, marg
     unrealized_funding = funding_payment(rate, position)
     base_value, pnl = base_asset_value_and_pnl(position, valuation_price)
     total_pnl = pnl + unrealized_funding
-    bids = position.base_asset_amount + position.open_bids
-    asks = position.base_asset_amount + position.open_asks
-    lv_bids = _perp_liability_value(bids, market.oracle_price, market.prediction)
-    lv_asks = _perp_liability_value(asks, market.oracle_price, market.prediction)
-    worst_base, worst_lv = (asks, lv_asks) if lv_asks >= lv_bids else (bids, lv_bids)
+    worst_base, worst_lv = perp_worst_case_liability_value(position, market.oracle_price, market.prediction)
     q_max = quote_price if quote_twap_5min is None else max(quote_price, quote_twap_5min)
     q_min = quote_price if quote_twap_5min is None else min(quote_price, quote_twap_5min)
     worst_lv = worst_lv * q_max // PRICE_PRECISION
@@ -721,16 +734,46 @@ def perp_position_value_and_pnl(position: PerpPosition, market: PerpMarket, marg
     return req, weighted, worst_lv, base_value
 
 
-class _Fill(NamedTuple):
-    token_amount: int
-    orders_value: int
-    token_value: int
-    weighted_token_value: int
-    free_collateral_contribution: int
+class OrderFillSimulation(NamedTuple):
+    """One side of a spot order-fill simulation (``state/user.rs`` ``OrderFillSimulation``).
+
+    Attributes: ``token_amount`` (token native units), ``orders_value``, ``token_value``,
+    ``weighted_token_value``, ``free_collateral_contribution`` (``QUOTE_PRECISION``).
+    """
+
+    token_amount: int = 0
+    orders_value: int = 0
+    token_value: int = 0
+    weighted_token_value: int = 0
+    free_collateral_contribution: int = 0
+
+
+
+
+def apply_user_custom_margin_ratio(sim: OrderFillSimulation, market: SpotMarket, oracle_price: int,
+                                   user_custom_margin_ratio: int) -> OrderFillSimulation:
+    """Re-weight a fill simulation with a custom margin ratio ``r`` (``MARGIN_PRECISION``): liabilities
+    at ``max(initial liability weight, 1e4 + r)``, assets at ``min(initial asset weight, 1e4 - r)``
+    (saturating at 0); ``r = 0`` leaves it unchanged.
+
+    Source: protocol-v2 ``state/user.rs`` ``OrderFillSimulation::apply_user_custom_margin_ratio``.
+    """
+    r = user_custom_margin_ratio
+    if r == 0:
+        return sim
+    w = sim.weighted_token_value
+    if w < 0:
+        lw = max(spot_liability_weight(market, abs(sim.token_amount), "initial"), r + SPOT_WEIGHT_PRECISION)
+        w = _tdiv(sim.token_value * lw, SPOT_WEIGHT_PRECISION)
+    elif w > 0:
+        aw = min(spot_asset_weight(market, abs(sim.token_amount), oracle_price, "initial"),
+                 max(SPOT_WEIGHT_PRECISION - r, 0))
+        w = _tdiv(sim.token_value * aw, SPOT_WEIGHT_PRECISION)
+    return OrderFillSimulation(sim.token_amount, sim.orders_value, sim.token_value, w, w + sim.orders_value)
 
 
 def spot_worst_case_fill(position: SpotPosition, market: SpotMarket, margin_type: str,
-                         user_custom_margin_ratio: int = 0, strict: bool = False) -> _Fill:
+                         user_custom_margin_ratio: int = 0, strict: bool = False) -> OrderFillSimulation:
     """Riskier of "all bids fill" / "all asks fill" for a (non-quote) spot position.
 
     Each side: token amount after the fill, token value after the fill at the strict price, its
@@ -767,28 +810,17 @@ def spot_worst_case_fill(position: SpotPosition, market: SpotMarket, margin_type
 
     if position.open_bids == 0 and position.open_asks == 0:
         w = weighted(amount, token_value)
-        sim = _Fill(amount, 0, token_value, w, w)
+        sim = OrderFillSimulation(amount, 0, token_value, w, w)
     else:
-        def side(open_orders: int) -> _Fill:
+        def side(open_orders: int) -> OrderFillSimulation:
             order_value = get_token_value(-open_orders, market.decimals, p_max)
             a = amount + open_orders
             v = token_value - order_value
             w = weighted(a, v)
-            return _Fill(a, order_value, v, w, w + order_value)
+            return OrderFillSimulation(a, order_value, v, w, w + order_value)
         bid, ask = side(position.open_bids), side(position.open_asks)
         sim = ask if ask.free_collateral_contribution <= bid.free_collateral_contribution else bid
-    r = user_custom_margin_ratio
-    if r == 0:
-        return sim
-    w = sim.weighted_token_value
-    if w < 0:
-        lw = max(spot_liability_weight(market, abs(sim.token_amount), "initial"), r + SPOT_WEIGHT_PRECISION)
-        w = _tdiv(sim.token_value * lw, SPOT_WEIGHT_PRECISION)
-    elif w > 0:
-        aw = min(spot_asset_weight(market, abs(sim.token_amount), price, "initial"),
-                 max(SPOT_WEIGHT_PRECISION - r, 0))
-        w = _tdiv(sim.token_value * aw, SPOT_WEIGHT_PRECISION)
-    return _Fill(sim.token_amount, sim.orders_value, sim.token_value, w, w + sim.orders_value)
+    return apply_user_custom_margin_ratio(sim, market, price, user_custom_margin_ratio)
 
 
 def _check_user(user: User, spot: Mapping[int, SpotMarket], perp: Mapping[int, PerpMarket]) -> None:

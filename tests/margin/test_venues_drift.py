@@ -603,3 +603,113 @@ def test_nroot():
     import math
     assert math.isqrt(0) == 0
     assert d.size_premium_liability_weight(0, 1, 10000, MP) == 10000
+
+
+# --- protocol-v2 state/user/tests.rs: `get_worst_case_fill_simulation::*`, `apply_user_custom_margin_ratio::test`,
+# `worst_case_liability_value::{prediction, perp}` ------------------------------------------------------
+
+T = 10**9  # one SOL in native units (decimals 9)
+FILL_SIM = [  # (test, is_borrow, scaled_balance, open_bids, open_asks, twap_5min,
+    #           (token_amount, orders_value, token_value, weighted_token_value, free_collateral_contribution))
+    ("no_token_open_bid", False, 0, 1 * T, 0, None,
+     (1 * T, -100 * Q, 100 * Q, 80 * Q, -20 * Q)),
+    ("no_token_open_bid", False, 0, 1 * T, 0, 110 * P6,
+     (1 * T, -110 * Q, 110 * Q, 88 * Q, -22 * Q)),
+    ("no_token_open_bid", False, 0, 1 * T, 0, 90 * P6,
+     (1 * T, -100 * Q, 100 * Q, 80 * Q, -20 * Q)),
+    ("no_token_open_ask", False, 0, 0, -1 * T, None,
+     (-1 * T, 100 * Q, -100 * Q, -120 * Q, -20 * Q)),
+    ("no_token_open_ask", False, 0, 0, -1 * T, 110 * P6,
+     (-1 * T, 110 * Q, -110 * Q, -132 * Q, -22 * Q)),
+    ("no_token_open_ask", False, 0, 0, -1 * T, 90 * P6,
+     (-1 * T, 100 * Q, -100 * Q, -120 * Q, -20 * Q)),
+    ("deposit_and_open_ask", False, 2 * T, 0, -1 * T, None,
+     (2 * T, 0, 200 * Q, 160 * Q, 160 * Q)),
+    ("deposit_and_open_ask", False, 2 * T, 0, -1 * T, 110 * P6,
+     (2 * T, 0, 200 * Q, 160 * Q, 160 * Q)),
+    ("deposit_and_open_ask", False, 2 * T, 0, -1 * T, 90 * P6,
+     (2 * T, 0, 180 * Q, 144 * Q, 144 * Q)),
+    ("deposit_and_open_ask_flips_to_borrow", False, 1 * T, 0, -2 * T, None,
+     (-1 * T, 200 * Q, -100 * Q, -120 * Q, 80 * Q)),
+    ("deposit_and_open_ask_flips_to_borrow", False, 1 * T, 0, -2 * T, 110 * P6,
+     (-1 * T, 220 * Q, -120 * Q, -144 * Q, 76 * Q)),
+    ("deposit_and_open_ask_flips_to_borrow", False, 1 * T, 0, -2 * T, 90 * P6,
+     (-1 * T, 200 * Q, -110 * Q, -132 * Q, 68 * Q)),
+    ("deposit_and_open_bid", False, 2 * T, 1 * T, 0, None,
+     (3 * T, -100 * Q, 300 * Q, 240 * Q, 140 * Q)),
+    ("deposit_and_open_bid", False, 2 * T, 1 * T, 0, 110 * P6,
+     (3 * T, -110 * Q, 310 * Q, 248 * Q, 138 * Q)),
+    ("deposit_and_open_bid", False, 2 * T, 1 * T, 0, 90 * P6,
+     (3 * T, -100 * Q, 280 * Q, 224 * Q, 124 * Q)),
+    ("borrow_and_open_bid", True, 2 * T, 1 * T, 0, None,
+     (-2 * T, 0, -200 * Q, -240 * Q, -240 * Q)),
+    ("borrow_and_open_bid", True, 2 * T, 1 * T, 0, 110 * P6,
+     (-2 * T, 0, -220 * Q, -264 * Q, -264 * Q)),
+    ("borrow_and_open_bid", True, 2 * T, 1 * T, 0, 90 * P6,
+     (-2 * T, 0, -200 * Q, -240 * Q, -240 * Q)),
+    ("borrow_and_open_bid_flips_to_deposit", True, 2 * T, 5 * T, 0, None,
+     (3 * T, -500 * Q, 300 * Q, 240 * Q, -260 * Q)),
+    ("borrow_and_open_bid_flips_to_deposit", True, 2 * T, 5 * T, 0, 110 * P6,
+     (3 * T, -550 * Q, 330 * Q, 264 * Q, -286 * Q)),
+    ("borrow_and_open_bid_flips_to_deposit", True, 2 * T, 5 * T, 0, 90 * P6,
+     (3 * T, -500 * Q, 300 * Q, 240 * Q, -260 * Q)),
+    ("borrow_and_open_ask", True, 2 * T, 0, -1 * T, None,
+     (-3 * T, 100 * Q, -300 * Q, -360 * Q, -260 * Q)),
+    ("borrow_and_open_ask", True, 2 * T, 0, -1 * T, 110 * P6,
+     (-3 * T, 110 * Q, -330 * Q, -396 * Q, -286 * Q)),
+    ("borrow_and_open_ask", True, 2 * T, 0, -1 * T, 90 * P6,
+     (-3 * T, 100 * Q, -300 * Q, -360 * Q, -260 * Q)),
+]
+
+
+@pytest.mark.parametrize("name,is_borrow,balance,bids,asks,twap,expected", FILL_SIM,
+                         ids=[f"{c[0]}-twap{c[5]}" for c in FILL_SIM])
+def test_get_worst_case_fill_simulation(name, is_borrow, balance, bids, asks, twap, expected):
+    """state/user/tests.rs `get_worst_case_fill_simulation::<name>` (``SpotMarket::default_base_market``,
+    oracle $100; strict TWAP none / $110 / $90; initial margin)."""
+    m = SpotMarket(1, 9, 100 * P6, oracle_twap_5min=twap, cumulative_deposit_interest=CI, cumulative_borrow_interest=CI,
+                   initial_liability_weight=12000, maintenance_liability_weight=11000, initial_asset_weight=8000,
+                   maintenance_asset_weight=9000)
+    pos = SpotPosition(1, balance, is_borrow=is_borrow, open_orders=1, open_bids=bids, open_asks=asks)
+    assert tuple(d.spot_worst_case_fill(pos, m, "initial", strict=twap is not None)) == expected
+
+
+def test_apply_user_custom_margin_ratio():
+    """state/user/tests.rs `apply_user_custom_margin_ratio::test` (2x custom ratio on a deposit, a
+    borrow, a bid and an ask simulation; 0 leaves it unchanged)."""
+    sol = SpotMarket(1, 9, 100 * P6, cumulative_deposit_interest=CI, cumulative_borrow_interest=CI,
+                     initial_liability_weight=12000, maintenance_liability_weight=11000, initial_asset_weight=8000,
+                     maintenance_asset_weight=9000)
+    S = d.OrderFillSimulation
+    cases = [(S(token_value=100 * Q, weighted_token_value=80 * Q, free_collateral_contribution=80 * Q),
+              S(token_value=100 * Q, weighted_token_value=50 * Q, free_collateral_contribution=50 * Q)),
+             (S(token_value=-100 * Q, weighted_token_value=-120 * Q, free_collateral_contribution=-120 * Q),
+              S(token_value=-100 * Q, weighted_token_value=-150 * Q, free_collateral_contribution=-150 * Q)),
+             (S(token_value=100 * Q, weighted_token_value=80 * Q, orders_value=-100 * Q,
+                free_collateral_contribution=-20 * Q),
+              S(token_value=100 * Q, weighted_token_value=50 * Q, orders_value=-100 * Q,
+                free_collateral_contribution=-50 * Q)),
+             (S(token_value=-100 * Q, weighted_token_value=-120 * Q, orders_value=100 * Q,
+                free_collateral_contribution=-20 * Q),
+              S(token_value=-100 * Q, weighted_token_value=-150 * Q, orders_value=100 * Q,
+                free_collateral_contribution=-50 * Q))]
+    for before, expected in cases:
+        assert d.apply_user_custom_margin_ratio(before, sol, 100 * P6, MP // 2) == expected
+    same = cases[3][0]
+    assert d.apply_user_custom_margin_ratio(same, sol, 100 * P6, 0) == same
+
+
+@pytest.mark.parametrize("prediction,base,bids,asks,price,expected", [
+    (True, 0, BASE, -BASE, P6 * 3 // 4, (BASE, P6 * 3 // 4)),
+    (True, 0, BASE, -BASE, P6 // 4, (-BASE, P6 * 3 // 4)),
+    (True, 98 * BASE, 0, -99 * BASE, P6 // 100, (-BASE, P6 * 99 // 100)),
+    (True, -98 * BASE, 99 * BASE, 0, P6 * 99 // 100, (BASE, P6 * 99 // 100)),
+    (False, 0, BASE, -BASE, 100 * P6, (-BASE, 100 * Q)),
+    (False, 0, 2 * BASE, -BASE, 100 * P6, (2 * BASE, 200 * Q)),
+    (False, 98 * BASE, 0, -99 * BASE, 100 * P6, (98 * BASE, 98 * 100 * Q)),
+    (False, -98 * BASE, 99 * BASE, 0, 100 * P6, (-98 * BASE, 98 * 100 * Q)),
+])
+def test_worst_case_liability_value(prediction, base, bids, asks, price, expected):
+    """state/user/tests.rs `worst_case_liability_value::{prediction, perp}`."""
+    pos = PerpPosition(0, base, open_bids=bids, open_asks=asks)
+    assert d.perp_worst_case_liability_value(pos, price, prediction) == expected
