@@ -843,6 +843,10 @@ def _check_user(user: User, spot: Mapping[int, SpotMarket], perp: Mapping[int, P
         check_int(pp.open_asks, f"perp_positions[{i}].open_asks", None, 0)
         check_int(pp.open_orders, f"perp_positions[{i}].open_orders", 0, 255)
         check_int(pp.max_margin_ratio, f"perp_positions[{i}].max_margin_ratio", 0, 2**16 - 1)
+        check_int(pp.isolated_position_scaled_balance, f"perp_positions[{i}].isolated_position_scaled_balance", 0)
+        if pp.isolated_position_scaled_balance and not pp.isolated:
+            raise VenueInputError(f"perp_positions[{i}].isolated_position_scaled_balance", None,
+                                  pp.isolated_position_scaled_balance, "only an isolated position has its own deposit")
         m = perp[pp.market_index]
         if m.quote_spot_market_index not in spot:
             raise VenueInputError("perp market quote_spot_market_index", (i,), m.quote_spot_market_index,

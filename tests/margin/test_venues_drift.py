@@ -713,3 +713,12 @@ def test_worst_case_liability_value(prediction, base, bids, asks, price, expecte
     """state/user/tests.rs `worst_case_liability_value::{prediction, perp}`."""
     pos = PerpPosition(0, base, open_bids=bids, open_asks=asks)
     assert d.perp_worst_case_liability_value(pos, price, prediction) == expected
+
+
+def test_bad_isolated_input():
+    with pytest.raises(VenueInputError, match="isolated_position_scaled_balance"):
+        margin_calculation(User(perp_positions=[PerpPosition(0, BASE, isolated_position_scaled_balance=-1)]),
+                           [usdc()], [SOL_PERP])
+    with pytest.raises(VenueInputError, match="only an isolated position"):
+        margin_calculation(User(perp_positions=[PerpPosition(0, BASE, isolated_position_scaled_balance=SB)]),
+                           [usdc()], [SOL_PERP])
