@@ -33,7 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["CalibrationError", "conformal_scale", "calibrate_quantile", "forward_returns"]
+__all__ = ["CalibrationError", "calibrate_quantile", "conformal_scale", "exceptions_per_side", "forward_returns"]
 
 
 class CalibrationError(ValueError):
@@ -131,3 +131,30 @@ def calibrate_quantile(log_returns: np.ndarray, q: np.ndarray, horizon: int, **k
     Keyword arguments go to :func:`conformal_scale`.
     """
     return conformal_scale(log_returns, q, horizon, **kw) * np.asarray(q, dtype=np.float64)
+
+
+def exceptions_per_side(scan_down: np.ndarray, scan_up: np.ndarray, log_returns: np.ndarray,
+                        horizon: int) -> dict[str, np.ndarray]:
+    """Backtest exceptions of a long and a short position per asset, each judged against its own side's margin.
+
+    Long (margin covers a DOWN move ``scan_down``): exception at origin t iff ``R_t < log(1 - scan_down_t)``;
+    short (covers an UP move ``scan_up``): iff ``R_t > log(1 + scan_up_t)``, with ``R_t`` the realised h-day log
+    return from the close of t (:func:`forward_returns`). Same definition as a loss above the IM fraction:
+    ``1 - exp(R) > scan_down`` and ``exp(R) - 1 > scan_up``.
+
+    Args:
+        scan_down, scan_up: ``(T, A)`` float64 relative moves covered (IM fraction of a long / short notional).
+        log_returns: ``(T, A)`` float64 daily log returns.
+        horizon: h in days.
+
+    Returns:
+        ``{"long": e, "short": e}``, each ``(T, A)`` float64: 1.0 exception, 0.0 none, NaN where R_t or the
+        margin is unknown.
+    """
+    R = forward_returns(log_returns, horizon)
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for side, hit in (("long", R < np.log1p(-np.minimum(scan_down, 1.0))), ("short", R > np.log1p(scan_up))):
+            m = np.isfinite(R) & np.isfinite(scan_down if side == "long" else scan_up)
+            out[side] = np.where(m, hit.astype(np.float64), np.nan)
+    return out
