@@ -11,9 +11,11 @@ Modes (``mode=...``):
   (independence or conditional coverage) at 5% on any series gets every objective raised by a penalty, so it is
   dominated (the optuna sweeper has no constraint hook).
 * ``pareto``: read the trials of a sweep directory (``sweep_dir=...``), evaluate the reactive baselines on the
-  same validation period, print the Pareto front of the passing trials and CHOOSE one by a rule fixed in advance
-  (the largest worst-target slack on validation, :func:`choose`); write it as ``chosen_policy.yaml`` (and to
-  ``conf/policy/<write_conf>.yaml`` when ``write_conf`` is set).
+  same validation period, print the Pareto front of the passing trials and CHOOSE one by a rule fixed before the
+  test (the most issue-10 targets met on validation, then the largest worst-target slack, :func:`choose`);
+  write it as ``chosen_policy.yaml`` (and to ``conf/policy/<write_conf>.yaml`` when ``write_conf`` is set).
+* ``ablation``: the selected policy beside variants (``ablation.*``: the same step limit without foresight,
+  with a hard coverage floor, without speed limits) on the validation period: what the lookahead buys.
 * ``test``: the test period (``test.*``: models refitted to ``test.train_end``) ONCE for the selected policy
   beside ``test.compare`` (reactive EWMA and GARCH) with the same book; writes ``test_table.md`` / ``.json`` with a
   verdict on every target of issue 10.
@@ -147,6 +149,7 @@ def per_side(cfg: DictConfig, forecasts: Mapping, policy_cfgs: list[dict]) -> di
                          for c in r["coverage"].values())
         r["avg_margin"] = float(np.mean([x["avg"] for x in pcs]))
         r["max_increase_30d"] = float(max(x["max_increase_30d"] for x in pcs))
+        r["max_increase_1d"] = float(max(x["max_increase_1d"] for x in pcs))
         r["peak_to_trough"] = float(max(x["peak_to_trough"] for x in pcs))
         r["exceptions"] = {k: c["exceptions"] for k, c in r["coverage"].items()}
         res[out.name] = r
@@ -170,6 +173,7 @@ def objectives(r: Mapping) -> tuple[list[float], dict]:
     """(objectives to minimise, summary) of one policy's metrics from :func:`evaluate`."""
     ps = r["per_side"]
     summary = {"avg_margin": ps["avg_margin"], "max_increase_30d": ps["max_increase_30d"],
+               "max_increase_1d": ps["max_increase_1d"],
                "bad_debt_musd": r["book"]["bad_debt_usd"] / 1e6, "peak_to_trough": ps["peak_to_trough"],
                "passes": ps["all_pass_5pct"], "min_p": ps["min_p"], "exceptions": ps["exceptions"],
                "stress_bad_debt_musd": {w: x["bad_debt_usd"] / 1e6 for w, x in r["stress"].items()}}
@@ -208,12 +212,18 @@ def slack(s: Mapping, ref: Mapping) -> dict[str, float]:
 
 
 def choose(trials: list[dict], ref: Mapping) -> dict | None:
-    """The rule fixed before the test is run: among passing trials on the Pareto front, the one whose WORST target
-    slack against the best reactive policy on validation is largest (the most robust to a new period)."""
+    """The rule fixed before the test is run: among passing trials on the Pareto front, the one that meets the most
+    issue-10 targets against the best reactive policy on validation (:func:`slack` >= 0), ties broken by the
+    largest WORST target slack (the most robust to a new period)."""
     cand = [t for t in trials if t["summary"]["passes"] and t.get("pareto")]
     if not cand:
         return None
-    return max(cand, key=lambda t: min(slack(t["summary"], ref).values()))
+
+    def key(t):
+        sl = slack(t["summary"], ref)
+        return sum(v >= 0 for v in sl.values()), min(sl.values())
+
+    return max(cand, key=key)
 
 
 def best_reactive(summaries: Mapping[str, Mapping]) -> str:
@@ -276,12 +286,13 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
          f"{len(trials)} trials, {len(passing)} pass Kupiec + Christoffersen at 5% on every asset x side, "
          f"{len(front)} on the Pareto front (avg margin, largest 30-day increase, bad debt).", "",
          "| " + " | ".join(keys) + " | avg margin | max 30d inc | peak/trough | bad debt (USD m) | min p | "
-         "worst slack vs " + best + " |", "|" + "---|" * (len(keys) + 6)]
+         "targets met / worst slack vs " + best + " |", "|" + "---|" * (len(keys) + 6)]
     for t in front:
         s = t["summary"]
         L.append("| " + " | ".join(_fmt(t["policy"].get(k)) for k in keys)
                  + f" | {100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | {s['peak_to_trough']:.2f}"
-                 f" | {s['bad_debt_musd']:.3f} | {s['min_p']:.3f} | {min(slack(s, ref[best]).values()):+.3f} |")
+                 f" | {s['bad_debt_musd']:.3f} | {s['min_p']:.3f} | {sum(v >= 0 for v in slack(s, ref[best]).values())}/"
+                 f"{len(slack(s, ref[best]))}, {min(slack(s, ref[best]).values()):+.3f} |")
     L += ["", "Reactive baselines on the same period:", ""]
     for k, s in ref.items():
         L.append(f"- {k}: avg margin {100 * s['avg_margin']:.2f}%, max 30d increase {100 * s['max_increase_30d']:.0f}%,"
@@ -290,7 +301,7 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     result = {"n_trials": len(trials), "n_passing": len(passing), "front": front, "reactive": ref,
               "best_reactive": best, "chosen": chosen}
     if chosen is not None:
-        L += ["", f"Chosen (largest worst-target slack on validation): {chosen['dir']}", "",
+        L += ["", f"Chosen (most targets met on validation, then largest worst slack): {chosen['dir']}", "",
               "```yaml", _policy_yaml(chosen["policy"], cfg), "```"]
         if cfg.get("write_conf"):
             path = CONF_DIR / "policy" / f"{cfg.write_conf}.yaml"
@@ -316,8 +327,9 @@ def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
     head = (f"# Chosen by experiments.tune_policy on the VALIDATION period {cfg.eval_start} .. {cfg.end} (models fitted "
             f"to {cfg.train_end}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon {cfg.horizon}),\n"
             f"# sweep {cfg.sweep_dir}; rule: Pareto front of (avg margin, largest 30-day increase, bad debt) among\n"
-            "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then the largest worst-target\n"
-            "# slack against the best reactive policy (experiments.tune_policy.choose). Design: margin/policies.py.\n"
+            "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then the most issue-10 targets\n"
+            "# met against the best reactive policy, ties by the largest worst slack (experiments.tune_policy.choose).\n"
+            "# Design: margin/policies.py.\n"
             "# Needs the k-day forecast `lookahead_model` (models.regime_net_k in conf/tune_policy.yaml).\n")
     body = {k: v for k, v in policy.items() if k != "defaults"}
     return head + "defaults:\n  - _apc\n  - _self_\n" + OmegaConf.to_yaml(OmegaConf.create(body))
@@ -333,7 +345,7 @@ def run_test(cfg: DictConfig, output_dir: Path | None) -> dict:
     """The TEST period once: the selected policy beside ``test.compare`` with the same book; verdict table."""
     tcfg = cfg.copy()
     for k, v in OmegaConf.to_container(cfg.test, resolve=True).items():
-        OmegaConf.update(tcfg, k, v, merge=False)
+        OmegaConf.update(tcfg, k, v, merge=isinstance(v, dict))
     t0 = time.perf_counter()
     m = evaluate(tcfg)
     secs = time.perf_counter() - t0
@@ -392,6 +404,32 @@ def run_test(cfg: DictConfig, output_dir: Path | None) -> dict:
     return res
 
 
+def run_ablation(cfg: DictConfig, output_dir: Path | None) -> dict:
+    """The selected policy and its variants ``cfg.ablation`` (parameter overrides, e.g. the same step limit
+    without foresight) on the configured period: shows what the lookahead buys. Run on the validation period."""
+    base = OmegaConf.to_container(cfg.policy, resolve=True)
+    rows = {}
+    forecasts = forecasts_for(cfg)
+    for label, over in {"selected": {}, **OmegaConf.to_container(cfg.ablation, resolve=True)}.items():
+        vcfg = cfg.copy()
+        OmegaConf.update(vcfg, "policy", OmegaConf.create({**base, **over, "name": f"{base['name']}[{label}]"}),
+                         merge=False)
+        m = evaluate(vcfg, forecasts)
+        rows[label] = (over, objectives(next(iter(m["policies"].values())))[1])
+    L = [f"# Ablation on {cfg.eval_start} .. {cfg.end} (models fitted to {cfg.train_end})", "",
+         "| variant | overrides | exceptions per series | passes | avg margin | max 30d inc | max 1d inc | "
+         "peak/trough | bad debt (USD m) |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, (over, s) in rows.items():
+        L.append(f"| {label} | {over or '-'} | {s['exceptions']} | {s['passes']} (min p {s['min_p']:.3f}) | "
+                 f"{100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | "
+                 f"{100 * s['max_increase_1d']:.0f}% | {s['peak_to_trough']:.2f} | {s['bad_debt_musd']:.3f} |")
+    text = "\n".join(L)
+    print(text)
+    if output_dir is not None:
+        Path(output_dir, "ablation.md").write_text(text + "\n")
+    return rows
+
+
 def _cov_ref(c: Mapping) -> str:
     return f"{c['exceptions']} exc., {c['kupiec_p']:.3f} / {c['christoffersen_p_ind']:.3f} / {c['christoffersen_p_cc']:.3f}"
 
@@ -418,7 +456,10 @@ def main(cfg: DictConfig):
     if mode == "test":
         run_test(cfg, out)
         return None
-    raise ValueError(f"mode: must be trial, pareto or test, got {mode!r}")
+    if mode == "ablation":
+        run_ablation(cfg, out)
+        return None
+    raise ValueError(f"mode: must be trial, pareto, test or ablation, got {mode!r}")
 
 
 if __name__ == "__main__":

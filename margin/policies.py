@@ -781,9 +781,9 @@ _APC_KEYS = ("buffer", "buffer_rebuild", "stress_weight", "stress_window", "floo
 def make_policy(cfg: Mapping) -> MarginPolicy:
     """Build a policy from a config mapping (``conf/policy/*.yaml``).
 
-    Keys: ``kind`` (static | reactive | predictive | predictive_smooth), ``name``, the kind's parameters, and the optional
-    anti-procyclicality keys ``buffer``, ``buffer_rebuild``, ``stress_weight``, ``stress_window``, ``floor``,
-    ``floor_lookback``, ``floor_min_periods``, ``cap``; when any of them is active the policy is wrapped in
+    Keys: ``kind`` (static | reactive | predictive | predictive_smooth), ``name``, the kind's parameters, and the
+    optional anti-procyclicality keys ``buffer``, ``buffer_rebuild``, ``stress_weight``, ``stress_window``,
+    ``floor``, ``floor_lookback``, ``floor_min_periods``, ``cap``; when any of them is active the policy is wrapped in
     :class:`AntiProcyclical`.
 
     Raises:

@@ -31,7 +31,7 @@ def test_slack_and_choice_rule():
               {"summary": _s(0.05, 1.9, 0.5), "pareto": True},          # 30d increase target missed
               {"summary": _s(0.01, 0.1, 0.0, passes=False), "pareto": True},   # fails coverage: never chosen
               {"summary": _s(0.08, 0.5, 1.0), "pareto": False}]         # off the front
-    assert choose(trials, ref) is trials[0]
+    assert choose(trials, ref) is trials[0]             # meets every target
     assert choose([trials[2]], ref) is None
     assert best_reactive({"a": _s(0.1, 1, 1), "b": _s(0.08, 1, 1), "c": _s(0.01, 1, 1, passes=False)}) == "b"
     assert best_reactive({"a": _s(0.1, 1, 1, 0.01, False), "b": _s(0.08, 1, 1, 0.02, False)}) == "b"
