@@ -261,7 +261,7 @@ def test_static_default_tier_for_unknown_asset():
     assert missing_asset_values(pol, inputs.assets) == []
 
 
-@pytest.mark.parametrize("name", ["static", "static_dydx", "predictive_smooth"])
+@pytest.mark.parametrize("name", ["static", "static_dydx", "predictive_smooth", "predictive_smooth_nolook"])
 def test_policy_configs_load(name):
     from experiments.backtest import load_policy_config
 
@@ -272,4 +272,4 @@ def test_policy_configs_load(name):
         out = pol(RiskInputs(inputs.dates, ("SOL",), inputs.log_returns[:, :1], 1, {}))
         assert np.all(out.scan_range > 0)                       # a new asset gets the documented default tier
     else:
-        assert pol.name == "predictive_smooth"
+        assert pol.name == name and pol.model == "regime_net"
