@@ -17,13 +17,53 @@ Policies
 - :class:`PredictivePolicy`: the forecast 99% / 1% quantiles of the h-day log return (e.g. the regime-mixture
   predictive distribution) plus a pre-emptive add-on proportional to the forecast probability of the
   high-volatility regime.
+- :class:`SmoothPredictivePolicy`: per-side, conformally calibrated forecast moves, turned into a margin path
+  with a bounded daily rise and a slow release that starts rising early when a longer-horizon forecast sees
+  stress coming (design and sources below).
 - :class:`AntiProcyclical`: wrapper usable on any policy implementing the EMIR RTS 153/2013 Art. 28 tools
   (Commission Delegated Regulation (EU) No 153/2013, Art. 28(1)(a)-(c)): a buffer (>= 25%) released when
   requirements rise, a weight (>= 25%) on stressed observations, a floor from a long (10-year) lookback, and an
   optional cap on the daily increase (a common CCP practice, not an Art. 28 option).
 
-All arrays are float64 numpy, shape ``(T, A)`` (days x assets) unless stated. Stateful recursions (buffer, cap)
-run as ``jax.lax.scan`` vectorised over assets; a plain-loop reference lives in the tests.
+Per-side output. A policy may set ``scan_down`` (the relative DOWN move its IM covers: longs lose on it) and
+``scan_up`` (the UP move: shorts); ``scan_range`` is then their elementwise maximum, so a consumer that knows only
+one symmetric move stays conservative. Static and reactive policies leave them unset (symmetric).
+
+Smooth predictive policy: the trade-off (:class:`SmoothPredictivePolicy`)
+------------------------------------------------------------------------
+Goal: the same 99% one-sided coverage per position direction as a reactive policy (EMIR RTS 153/2013 Art. 24,
+PFMI Principle 6), at no higher average margin, with gentler margin calls. Murphy, Vasios & Vause (Bank of
+England, 2014 FSR article and SWP 597, 2016) measure procyclicality by the largest n-day increase and the
+peak-to-trough ratio of margin; EMIR RTS 153/2013 Art. 28 asks CCPs to limit "procyclicality ... to the extent
+that the soundness and financial security of the CCP is not negatively affected"; CCP practice is to raise margin
+gradually and announce increases in advance (BCBS-CPMI-IOSCO, "Review of margining practices", 2022: sudden large
+calls, not high levels, strained members in March 2020). So the design is an explicit constrained path:
+
+1. **Requirement per side** ``R_t``: the model's forecast 1% (99%) quantile of the h-day log return, rescaled by
+   a rolling conformal factor so each tail has 99% coverage on the recent past (:mod:`margin.calibration`), turned
+   into relative moves ``R_down = 1 - exp(q_lo*)``, ``R_up = exp(q_hi*) - 1``. Coverage is a floor:
+   ``m_t >= coverage_floor * R_t`` (1.0 = hard).
+2. **Foresight** ``A_t``: the same calibrated quantile from a forecast of the k-day return (k > h), scaled to h
+   days by sqrt(h / k) (square-root-of-time at the forecast's average daily variance over the next k days). When
+   the model expects volatility to rise within k days, ``A_t > R_t`` before ``R_t`` itself moves; ``lookahead_weight``
+   w scales it (0 = no foresight). Optionally a regime add-on ``R_t (1 + addon (p_high - threshold)+ / (1 -
+   threshold))``. Target ``G_t = max(R_t, w A_t, add-on, min_range)``.
+3. **Speed limits**: the path follows the target but rises by at most ``max_rise`` (relative) a day and falls by at
+   most ``max_release`` a day (a half-life of ``log 2 / -log(1 - max_release)`` days):
+
+       m_t = max(coverage_floor R_t, min_range, m_{t-1} (1 - max_release), min(G_t, m_{t-1} (1 + max_rise)))
+
+   Where the floor binds, the rise limit gives way to coverage. Because foresight starts the rise days earlier, a
+   step limit that would otherwise either lose coverage (soft floor) or be overridden by the floor (hard floor,
+   i.e. a jump) becomes affordable; the slow release keeps margin up through the aftershocks of a stress episode
+   instead of cutting and re-raising it (the see-saw that inflates peak-to-trough).
+
+Costs of the trade-off, measured by ``experiments.tune_policy`` on a validation period: the slow release and the
+early rise hold more margin than the requirement on some days; per-side calibration (no symmetric max) and a
+calibration level tuned on validation pay for it.
+
+All arrays are float64 numpy, shape ``(T, A)`` (days x assets) unless stated. Stateful recursions (buffer, cap,
+speed-limited path) run as ``jax.lax.scan`` vectorised over assets; plain-loop references live in the tests.
 """
 from __future__ import annotations
 
@@ -48,12 +88,15 @@ __all__ = [
     "PredictivePolicy",
     "ReactivePolicy",
     "RiskInputs",
+    "SmoothPredictivePolicy",
     "StaticPolicy",
     "buffer_release",
     "cap_daily_increase",
     "historical_move_quantile",
     "make_policy",
+    "missing_asset_values",
     "move_from_quantiles",
+    "speed_limited_path",
     "stressed_move_quantile",
 ]
 
@@ -128,12 +171,44 @@ class PolicyOutput:
         base: ``(T, A)`` the underlying policy's scan range before anti-procyclicality tools (== scan_range
             for unwrapped policies).
         name: label used in reports.
+        scan_down: ``(T, A)`` float64 or None, relative DOWN move covered by the IM of a LONG position (a long of
+            notional N needs IM >= N x scan_down). None: symmetric, the consumer uses ``scan_range``.
+        scan_up: ``(T, A)`` float64 or None, relative UP move covered by the IM of a SHORT position.
+            When both are set, ``scan_range == max(scan_down, scan_up)`` elementwise (checked).
+
+    Raises:
+        PolicyError: only one of scan_down / scan_up set, a shape differs, or scan_range is not their maximum.
     """
 
     scan_range: np.ndarray
     mm_factor: np.ndarray
     base: np.ndarray
     name: str
+    scan_down: np.ndarray | None = None
+    scan_up: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.scan_down is None) != (self.scan_up is None):
+            raise PolicyError(f"{self.name}: scan_down and scan_up must be set together")
+        if self.scan_down is not None:
+            s = np.asarray(self.scan_range)
+            for field in ("scan_down", "scan_up"):
+                if np.shape(getattr(self, field)) != s.shape:
+                    raise PolicyError(f"{self.name}: {field} shape {np.shape(getattr(self, field))} != "
+                                      f"scan_range shape {s.shape}")
+            mx = np.fmax(self.scan_down, self.scan_up)
+            ok = np.isclose(mx, s, rtol=1e-12, atol=0) | (np.isnan(mx) & np.isnan(s))
+            if not ok.all():
+                t, a = np.argwhere(~ok)[0]
+                raise PolicyError(f"{self.name}: scan_range[{t}, {a}] = {s[t, a]!r} != max(scan_down, scan_up) "
+                                  f"= {mx[t, a]!r}")
+
+    def side(self, side: str) -> np.ndarray:
+        """``(T, A)`` relative move covered for ``side`` ("long" -> scan_down, "short" -> scan_up)."""
+        if side not in ("long", "short"):
+            raise PolicyError(f"side: must be 'long' or 'short', got {side!r}")
+        arr = self.scan_down if side == "long" else self.scan_up
+        return self.scan_range if arr is None else arr
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -253,12 +328,14 @@ def cap_daily_increase(base: np.ndarray, cap: float) -> np.ndarray:
     return np.asarray(_cap_scan(jnp.asarray(base, dtype=jnp.float64), jnp.float64(cap)))
 
 
-def _per_asset(value: float | Mapping[str, float] | Sequence[float], assets: Sequence[str], field: str) -> np.ndarray:
+def _per_asset(value: float | Mapping[str, float] | Sequence[float], assets: Sequence[str], field: str,
+               default: float | None = None) -> np.ndarray:
     if isinstance(value, Mapping):
         missing = [a for a in assets if a not in value]
-        if missing:
-            raise PolicyError(f"{field}: no value for asset {missing[0]!r} (have {sorted(value)})")
-        out = np.array([float(value[a]) for a in assets])
+        if missing and default is None:
+            raise PolicyError(f"{field}: no value for asset {missing[0]!r} (have {sorted(value)}; set "
+                              f"policy.{field}.{missing[0]} or a default tier)")
+        out = np.array([float(value[a]) if a in value else float(default) for a in assets])
     elif np.ndim(value) == 0:
         out = np.full(len(assets), float(value))
     else:
@@ -286,17 +363,33 @@ class MarginPolicy(abc.ABC):
     def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:
         """``(T, A)`` float64 scan ranges (relative move covered by IM)."""
 
-    def __call__(self, inputs: RiskInputs) -> PolicyOutput:
-        s = np.asarray(self.scan_ranges(inputs), dtype=np.float64)
-        mm = _per_asset(self.mm_factor, inputs.assets, "mm_factor")
+    def scan_sides(self, inputs: RiskInputs) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(scan_down, scan_up)``, each ``(T, A)`` float64, or None for a symmetric policy (the default)."""
+        return None
+
+    def mm_factors(self, assets: Sequence[str]) -> np.ndarray:
+        """``(A,)`` float64 MM / IM per asset."""
+        mm = _per_asset(self.mm_factor, assets, "mm_factor", getattr(self, "default_mm_factor", None))
         if np.any(mm > 1):
             raise PolicyError(f"mm_factor: must be <= 1 (MM <= IM), got {mm.tolist()}")
-        bad = np.argwhere(s < 0)
-        if bad.size:
-            t, a = bad[0]
-            raise PolicyError(f"{self.name}: negative scan range at day {inputs.dates[t].date()} "
-                              f"asset {inputs.assets[a]}: {s[t, a]!r}")
-        return PolicyOutput(scan_range=s, mm_factor=mm, base=s, name=self.name)
+        return mm
+
+    def __call__(self, inputs: RiskInputs) -> PolicyOutput:
+        sides = self.scan_sides(inputs)
+        if sides is None:
+            s = np.asarray(self.scan_ranges(inputs), dtype=np.float64)
+            down = up = None
+        else:
+            down, up = (np.asarray(x, dtype=np.float64) for x in sides)
+            s = np.fmax(down, up)
+        mm = self.mm_factors(inputs.assets)
+        for label, arr in (("scan range", s), ("scan_down", down), ("scan_up", up)):
+            bad = np.argwhere(arr < 0) if arr is not None else np.empty((0, 2))
+            if bad.size:
+                t, a = bad[0]
+                raise PolicyError(f"{self.name}: negative {label} at day {inputs.dates[t].date()} "
+                                  f"asset {inputs.assets[a]}: {arr[t, a]!r}")
+        return PolicyOutput(scan_range=s, mm_factor=mm, base=s, name=self.name, scan_down=down, scan_up=up)
 
 
 @dataclasses.dataclass
@@ -306,16 +399,25 @@ class StaticPolicy(MarginPolicy):
     Args:
         scan_range: per-asset mapping or scalar relative move (Deribit PM ``price_range``: BTC 0.16, ETH 0.18;
             dYdX v4 tiers' IMF: Large-Cap 0.02, Mid-Cap 0.05, Small-Cap 0.10, Long-Tail 0.20).
-        mm_factor: MM / IM (Deribit ``mm_factor`` 0.8; dYdX maintenance fraction 0.6 large-cap).
+        mm_factor: MM / IM (Deribit ``mm_factor`` 0.8; dYdX maintenance fraction 0.6 large-cap, 0.5 small-cap
+            and long-tail), scalar or per-asset mapping.
+        default_scan_range: the DEFAULT tier for an asset missing from a ``scan_range`` mapping (e.g. SOL);
+            None: such an asset raises :class:`PolicyError` (see :func:`missing_asset_values`).
+        default_mm_factor: the same for ``mm_factor`` mappings.
         name: label.
+
+    Raises:
+        PolicyError: ``scan_range: no value for asset 'SOL' ...`` when an asset has neither a value nor a default.
     """
 
     scan_range: float | Mapping[str, float] = 0.16
     mm_factor: float | Mapping[str, float] = 0.8
+    default_scan_range: float | None = None
+    default_mm_factor: float | None = None
     name: str = "static"
 
     def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:
-        s = _per_asset(self.scan_range, inputs.assets, "scan_range")
+        s = _per_asset(self.scan_range, inputs.assets, "scan_range", self.default_scan_range)
         return np.broadcast_to(s, (len(inputs.dates), len(inputs.assets))).copy()
 
 
@@ -379,7 +481,8 @@ class PredictivePolicy(MarginPolicy):
     mm_factor: float | Mapping[str, float] = 0.8
     name: str = "predictive"
 
-    def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:
+    def scan_sides(self, inputs: RiskInputs) -> tuple[np.ndarray, np.ndarray]:
+        """Down move ``1 - exp(q_lo)`` (longs) and up move ``exp(q_hi) - 1`` (shorts), each with the add-on."""
         if self.addon < 0:
             raise PolicyError(f"addon: must be >= 0, got {self.addon!r}")
         if not 0 <= self.threshold < 1:
@@ -387,11 +490,22 @@ class PredictivePolicy(MarginPolicy):
         if self.multiplier <= 0:
             raise PolicyError(f"multiplier: must be > 0, got {self.multiplier!r}")
         fc = _forecast(inputs, self.model, self.name)
-        s = move_from_quantiles(fc.q_lo, fc.q_hi) * self.multiplier
-        if fc.p_high is not None and self.addon > 0:
-            p = np.clip(np.asarray(fc.p_high, dtype=np.float64), 0.0, 1.0)
-            s = s * (1.0 + self.addon * np.maximum(p - self.threshold, 0.0) / (1.0 - self.threshold))
-        return np.maximum(s, self.min_range)
+        factor = self.multiplier * _regime_factor(fc, self.addon, self.threshold)
+        down = -np.expm1(np.asarray(fc.q_lo, dtype=np.float64)) * factor
+        up = np.expm1(np.asarray(fc.q_hi, dtype=np.float64)) * factor
+        return np.maximum(down, self.min_range), np.maximum(up, self.min_range)
+
+    def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:
+        down, up = self.scan_sides(inputs)
+        return np.fmax(down, up)
+
+
+def _regime_factor(fc: "ForecastArrays", addon: float, threshold: float) -> np.ndarray | float:
+    """``1 + addon * (p_high - threshold)+ / (1 - threshold)`` (1.0 without regime probabilities or add-on)."""
+    if fc.p_high is None or addon <= 0:
+        return 1.0
+    p = np.clip(np.asarray(fc.p_high, dtype=np.float64), 0.0, 1.0)
+    return 1.0 + addon * np.maximum(p - threshold, 0.0) / (1.0 - threshold)
 
 
 def _forecast(inputs: RiskInputs, model: str, who: str) -> ForecastArrays:
@@ -460,7 +574,17 @@ class AntiProcyclical(MarginPolicy):
 
     def __call__(self, inputs: RiskInputs) -> PolicyOutput:
         base_out = self.inner(inputs)
-        s = base_out.scan_range.copy()
+        if base_out.scan_down is None:
+            s = self._tools(base_out.scan_range.copy(), inputs)
+            down = up = None
+        else:  # the tools act on each side's requirement; scan_range stays their maximum
+            down = self._tools(base_out.scan_down.copy(), inputs)
+            up = self._tools(base_out.scan_up.copy(), inputs)
+            s = np.fmax(down, up)
+        return PolicyOutput(scan_range=s, mm_factor=base_out.mm_factor, base=base_out.scan_range, name=self.name,
+                            scan_down=down, scan_up=up)
+
+    def _tools(self, s: np.ndarray, inputs: RiskInputs) -> np.ndarray:
         r = np.asarray(inputs.log_returns, dtype=np.float64)
         if self.stress_weight > 0:
             st = stressed_move_quantile(r, inputs.horizon, self.stress_window, self.coverage, self.floor_lookback)
@@ -473,12 +597,183 @@ class AntiProcyclical(MarginPolicy):
             s = buffer_release(s, self.buffer, self.buffer_rebuild)
         if self.cap is not None:
             s = cap_daily_increase(s, self.cap)
-        return PolicyOutput(scan_range=s, mm_factor=base_out.mm_factor, base=base_out.scan_range, name=self.name)
+        return s
+
+
+# --------------------------------------------------------------------------------------------------- smooth
+
+@jax.jit
+def _speed_scan(floor: jax.Array, target: jax.Array, rise: jax.Array, release: jax.Array) -> jax.Array:
+    def step(prev, x):
+        fl, tg = x
+        m = jnp.maximum(jnp.maximum(fl, prev * (1.0 - release)), jnp.minimum(tg, prev * (1.0 + rise)))
+        m = jnp.where(jnp.isnan(prev), jnp.maximum(tg, fl), m)
+        skip = jnp.isnan(tg) | jnp.isnan(fl)
+        m = jnp.where(skip, prev, m)
+        return m, jnp.where(skip, jnp.nan, m)
+
+    init = jnp.full(target.shape[1:], jnp.nan, dtype=target.dtype)
+    return jax.lax.scan(step, init, (floor, target))[1]
+
+
+def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, max_release: float) -> np.ndarray:
+    """Margin path that follows a target with bounded daily rise and release, never below a floor.
+
+    Recursion per column (a plain-loop reference is in ``tests/backtest/test_policies.py``)::
+
+        m_0 = max(G_0, F_0)
+        m_t = max(F_t, m_{t-1} (1 - max_release), min(G_t, m_{t-1} (1 + max_rise)))
+
+    ``F`` (the coverage floor) wins over the rise limit; the release limit only ever adds margin. Rows where
+    ``G`` or ``F`` is NaN are skipped (NaN out, state carried). Design and sources: the module docstring
+    (gradual, pre-announced increases; Murphy, Vasios & Vause 2014; EMIR RTS 153/2013 Art. 28).
+
+    Args:
+        target: ``(T, ...)`` float64 target ``G`` (relative moves).
+        floor: same shape, floor ``F`` (<= target where both are set, but not required).
+        max_rise: maximum relative daily increase, > 0 (0.05 = +5%/day).
+        max_release: maximum relative daily decrease in [0, 1) (0.02 = -2%/day, half-life ~34 days).
+
+    Returns:
+        float64 array of the same shape.
+
+    Raises:
+        PolicyError: parameters out of range or shapes that differ.
+    """
+    if not max_rise > 0:
+        raise PolicyError(f"max_rise: must be > 0, got {max_rise!r}")
+    if not 0 <= max_release < 1:
+        raise PolicyError(f"max_release: must be in [0, 1), got {max_release!r}")
+    g = np.asarray(target, dtype=np.float64)
+    f = np.asarray(floor, dtype=np.float64)
+    if g.shape != f.shape:
+        raise PolicyError(f"floor: shape {f.shape} != target shape {g.shape}")
+    return np.asarray(_speed_scan(jnp.asarray(f), jnp.asarray(g), jnp.float64(max_rise), jnp.float64(max_release)))
+
+
+@dataclasses.dataclass
+class SmoothPredictivePolicy(MarginPolicy):
+    """Per-side calibrated forecast requirement, followed by a speed-limited path that rises early.
+
+    See the module docstring ("Smooth predictive policy: the trade-off") for the design and its sources.
+
+    Per side (down: longs, from ``q_lo``; up: shorts, from ``q_hi``):
+
+    * ``R_t`` = move of the conformally calibrated h-day quantile of ``model``
+      (:func:`margin.calibration.calibrate_quantile`, level ``calib_level``, rolling ``calib_window``);
+    * ``A_t`` = move of the calibrated k-day quantile of ``lookahead_model`` (k = ``lookahead_horizon``) times
+      ``sqrt(h / k)`` in log space; ``regime`` = ``R_t (1 + addon (p_high - threshold)+ / (1 - threshold))``;
+    * target ``G_t = max(R_t, lookahead_weight A_t, regime, min_range)``, floor ``F_t = max(coverage_floor R_t,
+      min_range)``, path :func:`speed_limited_path` (``max_rise``, ``max_release``).
+
+    Args:
+        model: key into ``inputs.forecasts`` of the h-day forecast (q_lo / q_hi of the h-day log return).
+        lookahead_model: key of a forecast of the k-day log return (None: no foresight).
+        lookahead_horizon: k in days (> inputs.horizon when ``lookahead_model`` is set).
+        lookahead_weight: w >= 0.
+        calib_level: one-tailed level of the conformal recalibration in (0.5, 1).
+        calib_window: rolling window of scored days (None: expanding).
+        calib_min_periods: scores needed before calibrating (before: scale 1).
+        max_rise: relative daily rise limit (> 0).
+        max_release: relative daily release limit in [0, 1).
+        coverage_floor: share of ``R_t`` the path may never go below, in [0, 1] (1 = coverage is hard).
+        addon, threshold: regime add-on (0 disables).
+        min_range: lower bound of each side's move.
+        mm_factor: MM / IM.
+    """
+
+    model: str = "regime_net"
+    lookahead_model: str | None = None
+    lookahead_horizon: int = 5
+    lookahead_weight: float = 1.0
+    calib_level: float = 0.99
+    calib_window: int | None = 500
+    calib_min_periods: int = 250
+    max_rise: float = 0.05
+    max_release: float = 0.02
+    coverage_floor: float = 1.0
+    addon: float = 0.0
+    threshold: float = 0.2
+    min_range: float = 0.0
+    mm_factor: float | Mapping[str, float] = 0.8
+    name: str = "predictive_smooth"
+
+    def _check(self, inputs: RiskInputs) -> None:
+        if self.lookahead_weight < 0:
+            raise PolicyError(f"lookahead_weight: must be >= 0, got {self.lookahead_weight!r}")
+        if self.lookahead_model is not None and int(self.lookahead_horizon) <= int(inputs.horizon):
+            raise PolicyError(f"lookahead_horizon: must be > horizon {inputs.horizon}, got {self.lookahead_horizon!r}")
+        if not 0 <= self.coverage_floor <= 1:
+            raise PolicyError(f"coverage_floor: must be in [0, 1], got {self.coverage_floor!r}")
+        if self.addon < 0:
+            raise PolicyError(f"addon: must be >= 0, got {self.addon!r}")
+        if not 0 <= self.threshold < 1:
+            raise PolicyError(f"threshold: must be in [0, 1), got {self.threshold!r}")
+        if self.min_range < 0:
+            raise PolicyError(f"min_range: must be >= 0, got {self.min_range!r}")
+
+    def requirements(self, inputs: RiskInputs) -> dict[str, np.ndarray]:
+        """The inputs of the path: ``{"R_down", "R_up", "A_down", "A_up", "G_down", "G_up"}``, each ``(T, A)``."""
+        from margin.calibration import CalibrationError, calibrate_quantile
+
+        self._check(inputs)
+        r = np.asarray(inputs.log_returns, dtype=np.float64)
+        kw = dict(level=self.calib_level, window=None if self.calib_window is None else int(self.calib_window),
+                  min_periods=int(self.calib_min_periods))
+        fc = _forecast(inputs, self.model, self.name)
+        try:
+            q_lo = calibrate_quantile(r, fc.q_lo, inputs.horizon, **kw)
+            q_hi = calibrate_quantile(r, fc.q_hi, inputs.horizon, **kw)
+            out = {"R_down": -np.expm1(q_lo), "R_up": np.expm1(q_hi)}
+            if self.lookahead_model is not None and self.lookahead_weight > 0:
+                fk = _forecast(inputs, self.lookahead_model, self.name)
+                k = int(self.lookahead_horizon)
+                scale = np.sqrt(inputs.horizon / k)
+                out["A_down"] = -np.expm1(scale * calibrate_quantile(r, fk.q_lo, k, **kw)) * self.lookahead_weight
+                out["A_up"] = np.expm1(scale * calibrate_quantile(r, fk.q_hi, k, **kw)) * self.lookahead_weight
+            else:
+                out["A_down"] = out["A_up"] = np.zeros_like(q_lo)
+        except CalibrationError as e:
+            raise PolicyError(f"{self.name}: {e}") from e
+        reg = _regime_factor(fc, self.addon, self.threshold)
+        for side in ("down", "up"):
+            R = out[f"R_{side}"]
+            out[f"G_{side}"] = np.maximum(np.maximum(np.fmax(R, out[f"A_{side}"]), R * reg), self.min_range)
+        return out
+
+    def scan_sides(self, inputs: RiskInputs) -> tuple[np.ndarray, np.ndarray]:
+        req = self.requirements(inputs)
+        sides = []
+        for side in ("down", "up"):
+            floor = np.maximum(self.coverage_floor * req[f"R_{side}"], self.min_range)
+            sides.append(speed_limited_path(req[f"G_{side}"], floor, self.max_rise, self.max_release))
+        return sides[0], sides[1]
+
+    def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:
+        down, up = self.scan_sides(inputs)
+        return np.fmax(down, up)
+
+
+def missing_asset_values(policy: MarginPolicy, assets: Sequence[str]) -> list[str]:
+    """Per-asset constants a policy lacks for ``assets`` (empty: the policy can run).
+
+    Returns one message per missing value, e.g. ``"static_deribit: scan_range: no value for asset 'SOL'"``, so a
+    caller can leave the policy out with ONE warning line instead of failing the run (issue 9).
+    """
+    inner = getattr(policy, "inner", policy)
+    out = []
+    for field, default in (("scan_range", getattr(inner, "default_scan_range", None)),
+                           ("mm_factor", getattr(inner, "default_mm_factor", None))):
+        value = getattr(inner, field, None)
+        if isinstance(value, Mapping) and default is None:
+            out += [f"{policy.name}: {field}: no value for asset {a!r}" for a in assets if a not in value]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- config
 
-_KINDS = {"static": StaticPolicy, "reactive": ReactivePolicy, "predictive": PredictivePolicy}
+_KINDS = {"static": StaticPolicy, "reactive": ReactivePolicy, "predictive": PredictivePolicy,
+          "predictive_smooth": SmoothPredictivePolicy}
 _APC_KEYS = ("buffer", "buffer_rebuild", "stress_weight", "stress_window", "floor", "floor_lookback",
              "floor_min_periods", "cap")
 
@@ -486,9 +781,9 @@ _APC_KEYS = ("buffer", "buffer_rebuild", "stress_weight", "stress_window", "floo
 def make_policy(cfg: Mapping) -> MarginPolicy:
     """Build a policy from a config mapping (``conf/policy/*.yaml``).
 
-    Keys: ``kind`` (static | reactive | predictive), ``name``, the kind's parameters, and the optional
-    anti-procyclicality keys ``buffer``, ``buffer_rebuild``, ``stress_weight``, ``stress_window``, ``floor``,
-    ``floor_lookback``, ``floor_min_periods``, ``cap``; when any of them is active the policy is wrapped in
+    Keys: ``kind`` (static | reactive | predictive | predictive_smooth), ``name``, the kind's parameters, and the
+    optional anti-procyclicality keys ``buffer``, ``buffer_rebuild``, ``stress_weight``, ``stress_window``,
+    ``floor``, ``floor_lookback``, ``floor_min_periods``, ``cap``; when any of them is active the policy is wrapped in
     :class:`AntiProcyclical`.
 
     Raises:

@@ -115,3 +115,161 @@ def test_bad_parameters():
         AntiProcyclical(inner=StaticPolicy(), buffer=-0.1)
     with pytest.raises(PolicyError, match="log_returns"):
         RiskInputs(inp.dates, ("BTC",), inp.log_returns)
+
+
+# ------------------------------------------------------------------ per-side output, smooth policy, default tiers
+
+def _loop_speed(target, floor, rise, release):
+    """Plain-loop reference of margin.policies.speed_limited_path."""
+    out = np.full_like(target, np.nan)
+    for a in range(target.shape[1]):
+        prev = None
+        for t in range(target.shape[0]):
+            g, f = target[t, a], floor[t, a]
+            if np.isnan(g) or np.isnan(f):
+                continue
+            if prev is None:
+                m = max(g, f)
+            else:
+                m = max(f, prev * (1 - release), min(g, prev * (1 + rise)))
+            out[t, a] = m
+            prev = m
+    return out
+
+
+def test_speed_limited_path_matches_loop(base):
+    from margin.policies import speed_limited_path
+
+    floor = 0.9 * base
+    floor[10:14, 0] = np.nan
+    got = speed_limited_path(base, floor, 0.05, 0.02)
+    np.testing.assert_allclose(got, _loop_speed(base, floor, 0.05, 0.02), rtol=1e-12, equal_nan=True)
+    ok = np.isfinite(got[1:]) & np.isfinite(got[:-1])
+    rel = got[1:][ok] / got[:-1][ok] - 1
+    assert rel.min() >= -0.02 - 1e-12                            # release limit always holds
+    assert np.all(got[np.isfinite(got)] >= floor[np.isfinite(got)] - 1e-15)   # floor always holds
+
+
+def test_speed_limited_path_rises_early_and_releases_slowly():
+    from margin.policies import speed_limited_path
+
+    target = np.full((40, 1), 0.05)
+    target[20:25] = 0.10                                         # a stress episode that doubles the requirement
+    floor = np.zeros_like(target)
+    early = target.copy()
+    early[13:20] = 0.10                                          # foresight: the target is known 7 days ahead
+    late = speed_limited_path(target, floor, 0.1, 0.02)[:, 0]
+    soon = speed_limited_path(early, floor, 0.1, 0.02)[:, 0]
+    assert late[20] < 0.10 and soon[20] == pytest.approx(0.10)   # with lookahead the step limit still covers day 20
+    assert soon[25] == pytest.approx(0.098) and soon[26] == pytest.approx(0.098 * 0.98)
+
+
+def test_policy_output_contract():
+    from margin.policies import PolicyOutput
+
+    d = np.array([[0.1, 0.2]])
+    u = np.array([[0.3, 0.1]])
+    out = PolicyOutput(np.maximum(d, u), np.array([0.8, 0.8]), np.maximum(d, u), "x", scan_down=d, scan_up=u)
+    np.testing.assert_array_equal(out.side("long"), d)
+    np.testing.assert_array_equal(out.side("short"), u)
+    with pytest.raises(PolicyError, match="max"):
+        PolicyOutput(d, np.array([0.8, 0.8]), d, "x", scan_down=d, scan_up=u)
+    with pytest.raises(PolicyError, match="together"):
+        PolicyOutput(d, np.array([0.8, 0.8]), d, "x", scan_down=d)
+
+
+def test_predictive_per_side_and_symmetric_max():
+    inputs, p = _inputs()
+    out = PredictivePolicy(addon=0.0)(inputs)
+    sig = 0.03
+    np.testing.assert_allclose(out.scan_down, -np.expm1(-2.5 * sig))
+    np.testing.assert_allclose(out.scan_up, np.expm1(2.6 * sig))
+    np.testing.assert_allclose(out.scan_range, np.maximum(out.scan_down, out.scan_up))
+    wrapped = make_policy({"kind": "predictive", "name": "p", "buffer": 0.25, "addon": 0.0})(inputs)
+    np.testing.assert_allclose(wrapped.scan_range, np.fmax(wrapped.scan_down, wrapped.scan_up))
+    np.testing.assert_allclose(wrapped.scan_down, buffer_release(out.scan_down, 0.25, 0.02))
+
+
+def _smooth_inputs(T=900, seed=2):
+    """Synthetic market whose k-day forecast sees a volatility rise 5 days before it starts."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2018-01-01", periods=T, freq="D")
+    vol = np.full(T, 0.02)
+    for s0 in range(400, T - 40, 120):
+        vol[s0: s0 + 20] = 0.06
+    r = (rng.standard_normal((T, 1)) * vol[:, None])
+    z = stats.norm.ppf(0.99)
+    sig1 = vol[:, None].copy()                                  # h=1 forecast: knows today's regime only
+    sig1[1:] = vol[:-1, None]
+    k = 5
+    fut = pd.Series(vol ** 2).rolling(k).mean().shift(-k).bfill().ffill().to_numpy()   # mean daily var next k days
+    sigk = np.sqrt(k * fut)[:, None]
+    fc = {"m": ForecastArrays(sig1, -z * sig1, z * sig1), "m_k": ForecastArrays(sigk, -z * sigk, z * sigk)}
+    return RiskInputs(dates, ("X",), r, 1, fc)
+
+
+def test_smooth_policy_lookahead_makes_speed_limit_affordable():
+    from margin.procyclicality import largest_increase
+
+    inputs = _smooth_inputs()
+    common = dict(kind="predictive_smooth", model="m", max_rise=0.08, max_release=0.03, calib_window=None,
+                  calib_min_periods=100)
+    no_look_soft = make_policy({**common, "name": "a", "coverage_floor": 0.0})(inputs)
+    look_soft = make_policy({**common, "name": "b", "coverage_floor": 0.0, "lookahead_model": "m_k",
+                             "lookahead_horizon": 5, "lookahead_weight": 1.0})(inputs)
+    no_look_hard = make_policy({**common, "name": "c"})(inputs)
+    R = np.asarray(inputs.log_returns)
+    ev = slice(400, None)
+    fwd = np.full_like(R, np.nan)
+    fwd[:-1] = R[1:]
+
+    def exceptions(out):
+        return int(np.sum(fwd[ev] < np.log1p(-out.scan_down[ev]))) + int(np.sum(fwd[ev] > np.log1p(out.scan_up[ev])))
+
+    # same step limit: without foresight coverage is lost; with it, it is kept
+    assert exceptions(look_soft) < 0.6 * exceptions(no_look_soft)
+    # with a hard coverage floor and no foresight the path jumps instead
+    assert largest_increase(look_soft.scan_range[ev, 0], 1) < largest_increase(no_look_hard.scan_range[ev, 0], 1)
+    assert isinstance(no_look_hard.scan_down, np.ndarray) and no_look_hard.name == "c"
+
+
+def test_smooth_policy_bad_parameters():
+    inputs = _smooth_inputs(T=300)
+    with pytest.raises(PolicyError, match="lookahead_horizon"):
+        make_policy({"kind": "predictive_smooth", "model": "m", "lookahead_model": "m_k",
+                     "lookahead_horizon": 1})(inputs)
+    with pytest.raises(PolicyError, match="max_rise"):
+        make_policy({"kind": "predictive_smooth", "model": "m", "max_rise": 0})(inputs)
+    with pytest.raises(PolicyError, match="calib|level"):
+        make_policy({"kind": "predictive_smooth", "model": "m", "calib_level": 1.5})(inputs)
+
+
+def test_static_default_tier_for_unknown_asset():
+    from margin.policies import missing_asset_values
+
+    inputs, _ = _inputs()
+    inputs = RiskInputs(inputs.dates, ("BTC", "SOL"), inputs.log_returns, 1, inputs.forecasts)
+    strict = make_policy({"kind": "static", "name": "s", "scan_range": {"BTC": 0.16}})
+    with pytest.raises(PolicyError, match="scan_range: no value for asset 'SOL'"):
+        strict(inputs)
+    assert missing_asset_values(strict, inputs.assets) == ["s: scan_range: no value for asset 'SOL'"]
+    pol = make_policy({"kind": "static", "name": "s", "scan_range": {"BTC": 0.16}, "default_scan_range": 0.2,
+                       "mm_factor": {"BTC": 0.6}, "default_mm_factor": 0.5})
+    out = pol(inputs)
+    np.testing.assert_allclose(out.scan_range[0], [0.16, 0.2])
+    np.testing.assert_allclose(out.mm_factor, [0.6, 0.5])
+    assert missing_asset_values(pol, inputs.assets) == []
+
+
+@pytest.mark.parametrize("name", ["static", "static_dydx", "predictive_smooth", "predictive_smooth_nolook"])
+def test_policy_configs_load(name):
+    from experiments.backtest import load_policy_config
+
+    cfg = load_policy_config(name)
+    pol = make_policy(cfg)
+    inputs, _ = _inputs()
+    if name.startswith("static"):
+        out = pol(RiskInputs(inputs.dates, ("SOL",), inputs.log_returns[:, :1], 1, {}))
+        assert np.all(out.scan_range > 0)                       # a new asset gets the documented default tier
+    else:
+        assert pol.name == name and pol.model == "regime_net"
