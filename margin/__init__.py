@@ -21,7 +21,9 @@ Public API (implementation in the modules named after each group):
 - errors: :class:`MarginInputError` (a ``ValueError`` naming field, index and value)
 
 Importing the package enables JAX float64 (``jax_enable_x64``) so that ``dtype=jnp.float64`` is available;
-kernels default to float32 and always cast explicitly.
+the batched requirement kernels (:mod:`margin.requirements`, perpetuals, collateral) default to float32 for speed,
+while the venue rule sets whose published examples need it (Black-76 pricing and Greeks, CME SPAN, Deribit
+portfolio margin) default to float64; every kernel takes ``dtype`` and casts explicitly.
 """
 import jax
 

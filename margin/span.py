@@ -192,7 +192,7 @@ def span_requirement(
     tiers=None,
     inter_credit=None,
     premium_style: bool = True,
-    dtype=jnp.float32,
+    dtype=jnp.float64,
 ) -> SpanResult:
     """SPAN combined-commodity requirement for N accounts (one fused kernel).
 
@@ -207,6 +207,8 @@ def span_requirement(
         tiers: ``(I,)`` int expiry tier per instrument (default: rank of the expiry within its underlying).
         inter_credit: ``(N, U)`` or ``(N,)`` inter-commodity spread credit in USD (default 0; not modelled here).
         premium_style: if False (futures-style options), NOV = 0.
+        dtype: ``jnp.float64`` (default, so CME's worked examples reproduce to the cent) or ``jnp.float32``
+            (faster for very large batches).
 
     Returns:
         :class:`SpanResult`.
