@@ -10,7 +10,8 @@ Public API (implementation in the modules named after each group):
   :func:`deribit_scenarios`
 - requirements: :func:`portfolio_margin`, :func:`isolated_margin`, :func:`cross_margin`, :func:`portfolio_im_mm`,
   :func:`net_gross_ratio`, :func:`historical_var_es`, :func:`parametric_var_es`,
-  :func:`sharded_portfolio_margin`
+  :func:`sharded_portfolio_margin`; block-structured scenario sets: :class:`BlockLayout`, :func:`block_layout`,
+  :func:`detect_block_layout`, :func:`split_positions`, :func:`portfolio_margin_blocks`
 - venue rule sets: :mod:`margin.span` (CME SPAN), :mod:`margin.deribit` (Deribit portfolio margin),
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
 - real data: :func:`load_deribit_chain`, :func:`reprice_chain`, :func:`repricing_summary`, :func:`chain_instruments`
@@ -60,6 +61,11 @@ from margin.requirements import (  # noqa: E402
     portfolio_margin,
     portfolio_margin_reference,
     sharded_portfolio_margin,
+    BlockLayout,
+    block_layout,
+    detect_block_layout,
+    split_positions,
+    portfolio_margin_blocks,
     streaming_pass,
 )
 from margin.span import SpanParams, SpanResult, span_requirement, span_scenarios  # noqa: E402
@@ -144,6 +150,11 @@ __all__ = [
     "portfolio_margin",
     "portfolio_margin_reference",
     "sharded_portfolio_margin",
+    "BlockLayout",
+    "block_layout",
+    "detect_block_layout",
+    "split_positions",
+    "portfolio_margin_blocks",
     "streaming_pass",
     "SpanParams",
     "SpanResult",
