@@ -334,10 +334,21 @@ def _check_layout(layout: BlockLayout, lm: np.ndarray) -> None:
 def split_positions(positions, layout: BlockLayout, dtype=jnp.float32) -> tuple:
     """Copies ``(N, I)`` positions into block-major contiguous arrays ``(N, I_b)``, one per block (the layout
     the block kernel reads at full speed; column slices inside the kernel are strided and 3x slower)."""
+    idx = [np.asarray(i, np.int64) for i in layout.instruments]
+    # contiguous index runs become slices (a plain copy; a gather is ~10x slower on XLA:CPU)
+    sel = tuple(("slice", int(i[0]), int(i[-1]) + 1) if i.size and np.array_equal(i, np.arange(i[0], i[-1] + 1))
+                else ("take",) + tuple(int(j) for j in i) for i in idx)
     if isinstance(positions, jax.Array):
-        return tuple(jnp.take(positions, jnp.asarray(i), axis=1).astype(dtype) for i in layout.instruments)
+        return _split_jit(positions, sel, dtype)
     x = np.asarray(positions)
-    return tuple(jnp.asarray(np.ascontiguousarray(x[:, i]), dtype) for i in layout.instruments)
+    return tuple(jnp.asarray(np.ascontiguousarray(x[:, s[1]:s[2]] if s[0] == "slice" else x[:, list(s[1:])]),
+                             dtype) for s in sel)
+
+
+@partial(jax.jit, static_argnames=("sel", "dtype"))
+def _split_jit(x, sel, dtype):
+    out = [x[:, s[1]:s[2]] if s[0] == "slice" else jnp.take(x, jnp.asarray(s[1:]), axis=1) for s in sel]
+    return tuple(o.astype(dtype) for o in out)
 
 
 def _block_worst_rows(xs, ls):
