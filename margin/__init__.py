@@ -14,7 +14,9 @@ Public API (implementation in the modules named after each group):
   :func:`detect_block_layout`, :func:`split_positions`, :func:`portfolio_margin_blocks`
 - venue rule sets: :mod:`margin.span` (CME SPAN), :mod:`margin.deribit` (Deribit portfolio margin),
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
-- real data: :func:`load_deribit_chain`, :func:`reprice_chain`, :func:`repricing_summary`, :func:`chain_instruments`
+- real data: :func:`load_deribit_chain` (any Deribit chain, IVs backed out where ``mark_iv`` is empty),
+  :func:`reprice_chain`, :func:`repricing_summary`, :func:`flag_greeks`, :func:`chain_instruments`,
+  :func:`synthetic_deribit_chain`
 - collateral: :func:`static_haircuts`, :func:`var_haircut`, :func:`collateral_value`, :func:`health_factor`, ...
 - policies and backtesting (issue 5): :mod:`margin.policies` (static / reactive / predictive margin policies,
   EMIR Art. 28 anti-procyclicality wrapper), :mod:`margin.book` (synthetic and loaded account books),
@@ -75,7 +77,14 @@ from margin.deribit import (  # noqa: E402
     deribit_margin,
     deribit_scenarios,
 )
-from margin.chain import chain_instruments, load_deribit_chain, reprice_chain, repricing_summary  # noqa: E402
+from margin.chain import (  # noqa: E402
+    chain_instruments,
+    flag_greeks,
+    load_deribit_chain,
+    reprice_chain,
+    repricing_summary,
+    synthetic_deribit_chain,
+)
 
 # Venue rule sets and collateral (dYdX v4, Aave v3, weighted health; haircuts and health factor).
 from margin import venues  # noqa: E402
@@ -165,6 +174,8 @@ __all__ = [
     "deribit_margin",
     "deribit_scenarios",
     "chain_instruments",
+    "flag_greeks",
+    "synthetic_deribit_chain",
     "load_deribit_chain",
     "reprice_chain",
     "repricing_summary",
