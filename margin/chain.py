@@ -171,8 +171,8 @@ def reprice_chain(df: pd.DataFrame, *, dtype=jnp.float64) -> pd.DataFrame:
 
 DEFAULT_GREEK_THRESHOLDS = {
     # greek: (absolute, relative): flagged where |model - published| > absolute + relative x |published|
-    "delta": (1e-3, 0.0),
-    "gamma": (1e-7, 1e-2),
+    "delta": (1e-4, 0.0),
+    "gamma": (6e-6, 1e-2),  # Deribit publishes Greeks to 5 decimals: the absolute floors cover that rounding
     "vega": (1e-2, 1e-2),
     "theta": (1e-2, 1e-2),
 }
@@ -185,7 +185,7 @@ def flag_greeks(repriced: pd.DataFrame, thresholds: dict | None = None) -> pd.Da
         repriced: output of :func:`reprice_chain`.
         thresholds: ``{greek: (absolute, relative)}``; a row is flagged for a greek when
             |model - published| > absolute + relative x |published| (defaults :data:`DEFAULT_GREEK_THRESHOLDS`:
-            delta 1e-3; gamma 1e-7 per USD + 1%; vega and theta 0.01 USD + 1%). Rows without a published value
+            delta 1e-4; gamma 6e-6 per USD + 1%; vega and theta 0.01 USD + 1%). Rows without a published value
             are not flagged.
 
     Returns:

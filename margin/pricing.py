@@ -191,6 +191,19 @@ def _iv_jit(price, f, k, t, is_call, r, lo, hi, tol, dtype, iterations):
     return ImpliedVolResult(jnp.where(jnp.isfinite(x), x, hi), converged)
 
 
+def _iv_bucketed(price, f, k, t, is_call, r, lo, hi, tol, dtype, iterations) -> ImpliedVolResult:
+    """Runs the solver on inputs flattened and padded to a power-of-two length (>= 64) with a benign option, so
+    chains of different sizes share one compiled program (compiling the solver costs seconds on a small CPU)."""
+    arrs = np.broadcast_arrays(*(np.asarray(a) for a in (price, f, k, t, is_call, r)))
+    shape = arrs[0].shape
+    n = int(np.prod(shape))
+    size = max(64, 1 << max(0, (n - 1).bit_length()))
+    fill = (0.1, 1.0, 1.0, 1.0, True, 0.0)  # an ATM call worth 0.1: converges
+    flat = [np.concatenate([a.ravel(), np.full(size - n, v, a.dtype)]) for a, v in zip(arrs, fill)]
+    res = _iv_jit(*flat, lo, hi, tol, dtype, iterations)
+    return ImpliedVolResult(res.vol[:n].reshape(shape), res.converged[:n].reshape(shape))
+
+
 def implied_vol(
     price,
     forward,
@@ -233,7 +246,7 @@ def implied_vol(
     check_finite("rate", rate)
     if tol is None:
         tol = 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-4
-    res = _iv_jit(price, forward, strike, expiry, is_call, rate, lo, hi, tol, dtype, iterations)
+    res = _iv_bucketed(price, forward, strike, expiry, is_call, rate, lo, hi, tol, dtype, iterations)
     if raise_on_failure:
         conv = np.asarray(res.converged)
         if not conv.all():
