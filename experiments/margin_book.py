@@ -64,9 +64,10 @@ def generate_book(book_dir, n_accounts: int, accounts_per_shard: int = 1_000_000
 
     Instruments: per underlying 1 perpetual, 3 futures and options, scanned on the 16 CME SPAN scenarios
     (``experiments.bench_margin.realistic_block_book``). Each account holds k distinct instruments, k uniform in
-    1 .. 2 x ``positions_per_account`` - 1, quantities N(0, 1) x 10; its collateral is ``collateral_multiple`` x a
-    lognormal(0, 0.5) draw x the account's gross notional-free scale (median health about ``collateral_multiple``
-    / mm_factor is NOT implied: IM depends on the scenarios).
+    1 .. 2 x ``positions_per_account`` - 1 (mean ``positions_per_account``), quantities N(0, 1) x 10 units;
+    collateral_usd = ``collateral_multiple`` x 0.4 x lognormal(0, 0.5) x sum_i |q_i| max_s |L_is| (a size-scaled
+    draw: with the defaults the median health is about 1.6 and a third of the accounts are below MM, so the
+    health distribution has both tails). Parts hold ``accounts_per_shard`` consecutive account ids.
     """
     from experiments.bench_margin import realistic_block_book
 

@@ -58,3 +58,40 @@ def test_block_layout_rejects_nonzero_outside_blocks():
         margin.portfolio_margin(np.ones((2, 2)), lm, blocks=bad)
     with pytest.raises(margin.MarginInputError, match="position_blocks"):
         margin.portfolio_margin_blocks([np.ones((3, 1)), np.ones((2, 1))], [np.ones((1, 2)), np.ones((1, 2))])
+
+
+def _multi_underlying_book(rng, n=40):
+    """3 underlyings x (perpetual, future, 2 options), instruments interleaved across underlyings."""
+    und = np.tile([0, 1, 2], 4)
+    kinds = ["inverse_perpetual"] * 3 + ["inverse_future"] * 3 + ["option"] * 6
+    inst = margin.Instruments.create(kinds, underlying=und, strike=[0] * 6 + [90, 110, 95, 105, 100, 120],
+                                     expiry=[0, 0, 0, 0.1, 0.2, 0.3, 0.1, 0.2, 0.05, 0.1, 0.3, 0.2],
+                                     settlement=["coin"] * 12, option_type=[""] * 6 + list("CPCPCP"))
+    fwd = np.array([100.0, 100.0, 100.0])
+    vols = np.where(inst.is_option, rng.uniform(0.4, 0.9, 12), 0.0)
+    return inst, fwd, vols, rng.normal(0, 1, (n, 12))
+
+
+def test_span_per_underlying_blocks_equal_dense_scan():
+    rng = np.random.default_rng(5)
+    inst, fwd, vols, x = _multi_underlying_book(rng)
+    sc = margin.span_scenarios(inst, fwd, np.where(inst.is_option, vols, 1.0), [10.0, 12.0, 8.0], [0.05] * 3)
+    res = margin.span_requirement(x, inst, sc, margin.SpanParams([10.0, 12.0, 8.0], [0.05] * 3))
+    und = np.asarray(inst.underlying)
+    lm = np.asarray(sc.pnl)
+    for u in range(3):  # dense reference: the (I, 16) matrix with the other underlyings' rows zeroed
+        dense = np.asarray(margin.portfolio_margin(x, np.where((und == u)[:, None], lm, 0.0), dtype=jnp.float64))
+        np.testing.assert_allclose(res.scan_risk[:, u], dense, rtol=1e-12, atol=1e-12)
+
+
+def test_deribit_per_pair_blocks_equal_dense_risk_vectors():
+    rng = np.random.default_rng(6)
+    inst, fwd, vols, x = _multi_underlying_book(rng)
+    p = margin.DeribitParams(pnl_offset=0.6)
+    sc = margin.deribit_scenarios(inst, fwd * np.array([1.0, 20.0, 0.5]), np.where(inst.is_option, vols, 1.0), p)
+    res = margin.deribit_margin(x, inst, sc, fwd, p)
+    und = np.asarray(inst.underlying)
+    std = np.asarray(sc.select("standard").pnl)
+    per_pair = np.stack([x @ np.where((und == u)[:, None], std, 0.0) for u in range(3)], axis=1)  # dense, (N, U, S)
+    tot = np.minimum(per_pair, 0).sum(1) + 0.6 * np.maximum(per_pair, 0).sum(1)
+    np.testing.assert_allclose(res.worst_standard, np.maximum(-tot.min(axis=1), 0), rtol=1e-12, atol=1e-12)
