@@ -325,7 +325,7 @@ def run_book(book_dir, *, mm_factor=0.8, blocks="auto", backend="auto", ray_cfg=
     ray_cfg = ray_cfg or OmegaConf.create({"address": None, "num_cpus": None})
     hist = hist or {}
     h = Histograms(**hist)
-    lm, und = load_instruments(book_dir)
+    lm, _ = load_instruments(book_dir)
     layout = margin.detect_block_layout(lm) if blocks == "auto" else None
     if layout is not None and layout.n_blocks < 2:
         layout = None
