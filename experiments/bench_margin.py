@@ -240,7 +240,7 @@ def rows(r: dict) -> list:
             Row("block kernel from an (N, I) array incl. the copy into blocks", r["block_from_dense_s"] * 1e3, "ms",
                 note=f"{r['dense_s'] / r['block_from_dense_s']:.2f} x vs dense"),
             Row("block vs dense results, max |diff| / max(1, |dense|)", r["block_max_rel_diff"], "",
-                "<= 1e-5 (float32)", r["block_max_rel_diff"] <= 1e-5,
+                "<= 1e-4 (float32 rounding)", r["block_max_rel_diff"] <= 1e-4,
                 f"vs float64 reference: {r['block_ref64_max_rel_diff']:.1e}"),
         ]
     return out
