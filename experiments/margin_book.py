@@ -354,8 +354,10 @@ def run_book(book_dir, *, mm_factor=0.8, blocks="auto", backend="auto", ray_cfg=
 
         addr = ray_cfg.address or os.environ.get("RAY_ADDRESS")
         if not ray.is_initialized():
+            renv = ray_cfg.get("runtime_env")
             ray.init(address=addr, num_cpus=None if addr else ray_cfg.num_cpus, include_dashboard=False,
-                     log_to_driver=False)
+                     log_to_driver=False,
+                     runtime_env=OmegaConf.to_container(renv) if isinstance(renv, DictConfig) else renv)
         task = ray.remote(num_cpus=1)(_run_part)
         lm_ref = ray.put(lm)
         width = max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
