@@ -501,6 +501,9 @@ def plot(res: dict, path) -> None:
     ax[0].stairs(res["hist_im"], e, label="IM")
     ax[0].stairs(res["hist_mm"], e, label="MM")
     ax[0].set(xscale="log", xlabel="USD per account", ylabel="accounts", title="IM and MM (accounts with margin)")
+    nz = np.flatnonzero(np.asarray(res["hist_im"]) + np.asarray(res["hist_mm"]))
+    if nz.size:  # show the populated bins only
+        ax[0].set_xlim(e[max(nz[0] - 2, 0)], e[min(nz[-1] + 3, len(e) - 1)])
     ax[0].legend()
     ax[1].stairs(res["hist_health"], he, color="C2")
     ax[1].axvline(1.0, color="k", lw=0.8, ls="--")
