@@ -171,7 +171,8 @@ def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.
             only the non-zero (instrument block x scenario block) sub-matrices of ``pnl`` are multiplied
             (:func:`portfolio_margin_blocks`); equal to the dense result. The positions are first copied into
             block-major arrays (:func:`split_positions`); callers that read positions per block should call
-            :func:`portfolio_margin_blocks` directly and skip that copy.
+            :func:`portfolio_margin_blocks` directly and skip that copy (on XLA:CPU the copy costs more than the
+            arithmetic it saves: ``experiments.bench_margin`` measures both paths).
 
     Returns:
         ``(N,)`` requirement in the unit of ``pnl`` (positive = margin needed), ``dtype``.
