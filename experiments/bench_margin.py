@@ -5,9 +5,15 @@ Measures, in one run and on the same data:
   against (a) vectorised NumPy, (b) a per-account Python loop (timed on a sample, extrapolated) and
   (c) one streaming pass over the same positions array (a jitted per-row reduction: the memory-bandwidth floor);
 - the same kernel with host-side chunking over a larger host (NumPy) array;
-- Black-76 price + delta, gamma, vega, theta for M options (JAX float32 / float64) against NumPy + SciPy.
+- Black-76 price + delta, gamma, vega, theta for M options (JAX float32 / float64) against NumPy + SciPy;
+- a block-structured book (issue 13 item 5): U underlyings x I_u instruments (perpetual, futures, options) x
+  16 CME SPAN scenarios per underlying, so the (U I_u, U 16) P&L matrix is block-diagonal: the dense kernel
+  against the block kernel (:func:`margin.portfolio_margin_blocks`, block-major positions; and from an (N, I)
+  array including the copy into blocks), beside the rate of a large square float32 matmul (sgemm) in JAX
+  measured in the same run, so every figure is read against the machine's limit.
 
-Timings are the best of ``repeats`` runs after a warm-up (compilation excluded; reported separately).
+Timings are the best of ``repeats`` runs after a warm-up (compilation excluded; reported separately). The figures
+and their targets go through :mod:`experiments.bench_report` (``bench_margin.json`` / ``.md`` in the run dir).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from omegaconf import DictConfig
 from scipy.special import ndtr as sp_ndtr
 
 import margin
+from experiments.bench_report import Row, write_report
 from margin.requirements import _portfolio_kernel
 
 
@@ -51,8 +58,9 @@ def _numpy_greeks(f, k, t, v, c):
 
 
 def bench(n_accounts=1_000_000, n_instruments=64, n_scenarios=32, n_options=1_000_000, loop_sample=2000,
-          chunk_size=65_536, repeats=5, seed=0) -> dict:
-    """Runs the benchmark and returns the figures (seconds, ratios) as a dict."""
+          chunk_size=65_536, repeats=5, seed=0, blocks=None) -> dict:
+    """Runs the benchmark and returns the figures (seconds, ratios) as a dict; ``blocks`` (a mapping with
+    ``enabled`` and the arguments of :func:`bench_blocks`) adds the dense-vs-block-vs-sgemm figures."""
     rng = np.random.default_rng(seed)
     x_np = (rng.standard_normal((n_accounts, n_instruments)) * (rng.random((n_accounts, n_instruments)) < 0.5)
             ).astype(np.float32)
@@ -119,6 +127,122 @@ def bench(n_accounts=1_000_000, n_instruments=64, n_scenarios=32, n_options=1_00
     out["greeks_max_rel_diff_f64"] = float(max(np.max(np.abs(np.asarray(a) - b) / (1 + np.abs(b)))
                                                for a, b in zip(g, ref)))
     out["n_options"] = n_options
+    blk = dict(blocks or {})
+    if blk.pop("enabled", False):
+        out.update(bench_blocks(repeats=repeats, seed=seed, **blk))
+    return out
+
+
+def realistic_block_book(n_underlyings=4, per_underlying=16, seed=0):
+    """A book of ``n_underlyings`` x ``per_underlying`` instruments (per underlying: 1 perpetual, 3 futures and
+    options on 3 expiries), scanned per underlying on the 16 CME SPAN scenarios (PSR 10% of the forward, VSR 4
+    vol points, extremes 2 x PSR at 35%).
+
+    Returns:
+        ``(pnl (I, 16 U) float64 block-diagonal, BlockLayout, underlying (I,))``.
+    """
+    rng = np.random.default_rng(seed)
+    u, m = n_underlyings, per_underlying
+    if m < 5:
+        raise ValueError("per_underlying must be >= 5")
+    kinds, und, strike, expiry, otype = [], [], [], [], []
+    fwd = 100.0 * np.exp(rng.normal(0, 2, u))
+    for j in range(u):
+        n_opt = m - 4
+        kinds += ["linear_perpetual"] + ["linear_future"] * 3 + ["option"] * n_opt
+        und += [j] * m
+        expiry += [0.0, 0.1, 0.25, 0.5] + list(rng.choice([0.05, 0.25, 0.5], n_opt))
+        strike += [0.0] * 4 + list(fwd[j] * np.exp(rng.normal(0, 0.2, n_opt)))
+        otype += [""] * 4 + list(rng.choice(["C", "P"], n_opt))
+    inst = margin.Instruments.create(kinds, underlying=und, strike=strike, expiry=expiry, option_type=otype)
+    vols = np.where(inst.is_option, rng.uniform(0.4, 1.0, inst.size), 1.0)
+    sc = margin.span_scenarios(inst, fwd, vols, 0.1 * fwd, np.full(u, 0.04))
+    und = np.asarray(inst.underlying)
+    lm = np.zeros((inst.size, 16 * u))
+    for j in range(u):
+        lm[und == j, 16 * j:16 * (j + 1)] = np.asarray(sc.pnl)[und == j]
+    layout = margin.block_layout(und, np.repeat(np.arange(u), 16))
+    return lm, layout, und
+
+
+def bench_blocks(n_accounts=1_000_000, n_underlyings=4, per_underlying=16, sgemm_n=4096, repeats=5, seed=0):
+    """Dense vs block kernel on :func:`realistic_block_book`, and the sgemm rate, in one run."""
+    rng = np.random.default_rng(seed)
+    lm, layout, und = realistic_block_book(n_underlyings, per_underlying, seed)
+    n_i, n_s = lm.shape
+    # accounts hold 1-3 underlyings with most of their instruments: positions dense within held underlyings
+    held = rng.random((n_accounts, n_underlyings)) < 0.5
+    x_np = (rng.standard_normal((n_accounts, n_i)) * held[:, und]).astype(np.float32)
+    out = {"block_n_accounts": n_accounts, "block_n_instruments": n_i, "block_n_scenarios": n_s,
+           "block_n_blocks": layout.n_blocks, "block_flop_fraction": layout.flop_fraction(n_i, n_s)}
+    x = jnp.asarray(x_np)
+    lmj = jnp.asarray(lm, jnp.float32)
+    zeros = jnp.zeros((n_accounts,), jnp.float32)
+    out["dense_s"] = _best(lambda: _portfolio_kernel(x, zeros, lmj), repeats)
+    dense = np.asarray(_portfolio_kernel(x, zeros, lmj))
+    xs = margin.split_positions(x_np, layout)
+    ls = layout.pnl_blocks(lm.astype(np.float32))
+    out["block_s"] = _best(lambda: margin.portfolio_margin_blocks(xs, ls, validate=False), repeats)
+    out["block_from_dense_s"] = _best(lambda: margin.portfolio_margin(x, lm, blocks=layout, validate=False),
+                                      repeats)
+    got = np.asarray(margin.portfolio_margin_blocks(xs, ls, validate=False))
+    out["block_max_abs_diff"] = float(np.max(np.abs(got - dense)))
+    out["block_max_rel_diff"] = float(np.max(np.abs(got - dense) / np.maximum(1.0, np.abs(dense))))
+    ref64 = np.asarray(margin.portfolio_margin(x_np[:2000], lm, dtype=jnp.float64))
+    out["block_ref64_max_rel_diff"] = float(np.max(np.abs(got[:2000] - ref64) / np.maximum(1.0, np.abs(ref64))))
+    del x, xs
+    a = jnp.asarray(rng.standard_normal((sgemm_n, sgemm_n)), jnp.float32)
+    mm = jax.jit(lambda a: a @ a)
+    out["sgemm_n"] = sgemm_n
+    out["sgemm_s"] = _best(lambda: mm(a), max(2, repeats // 2))
+    out["sgemm_gflops"] = 2 * sgemm_n ** 3 / out["sgemm_s"] / 1e9
+    out["dense_gflops"] = 2 * n_accounts * n_i * n_s / out["dense_s"] / 1e9
+    out["block_useful_gflops"] = 2 * n_accounts * n_i * n_s * out["block_flop_fraction"] / out["block_s"] / 1e9
+    return out
+
+
+def rows(r: dict) -> list:
+    """The figures as :class:`~experiments.bench_report.Row` with targets and verdicts."""
+    n, fused = r["n_accounts"], r["fused_s"]
+    shape = f"{n:,} x {r['n_instruments']} x {r['n_scenarios']}"
+    out = [
+        Row(f"fused kernel, {shape}, float32", fused * 1e3, "ms", note=f"{n / fused:,.0f} accounts/s"),
+        Row("fused vs streaming pass over positions", fused / r["stream_s"], "x", "<= 2 x",
+            fused / r["stream_s"] <= 2, f"streaming {r['stream_s'] * 1e3:.1f} ms"),
+        Row("fused speed-up vs vectorised NumPy", r["numpy_s"] / fused, "x", ">= 5 x", r["numpy_s"] / fused >= 5,
+            f"NumPy {r['numpy_s'] * 1e3:.1f} ms"),
+        Row("fused speed-up vs per-account loop (extrapolated)", r["loop_s"] / fused, "x", ">= 100 x",
+            r["loop_s"] / fused >= 100),
+        Row("max |fused - NumPy|", r["max_abs_diff_vs_numpy"], "", note="float32"),
+    ]
+    if "chunked_s" in r:
+        out.append(Row(f"chunked path, {r['chunk_size']:,} accounts/block", r["chunked_s"] * 1e3, "ms",
+                       "equal to fused", r["chunked_ok"]))
+    g = r["greeks_numpy_f64_s"] / r["greeks_jax_f64_s"]
+    out.append(Row(f"Black-76 Greeks, {r['n_options']:,} options, JAX f64 vs NumPy/SciPy f64", g, "x", ">= 3 x",
+                   g >= 3, f"JAX f32 {r['greeks_jax_f32_s'] * 1e3:.1f} ms, f64 {r['greeks_jax_f64_s'] * 1e3:.1f} ms"))
+    if "dense_s" in r:
+        bshape = (f"{r['block_n_accounts']:,} accounts x {r['block_n_blocks']} underlyings x "
+                  f"{r['block_n_instruments'] // r['block_n_blocks']} instruments x 16 scenarios each")
+        sp = r["dense_s"] / r["block_s"]
+        out += [
+            Row(f"sgemm rate, {r['sgemm_n']}^2 float32 matmul (JAX)", r["sgemm_gflops"], "GFLOP/s",
+                note=f"{r['sgemm_s'] * 1e3:.1f} ms; the machine's limit in this run"),
+            Row(f"dense kernel, {bshape}", r["dense_s"] * 1e3, "ms",
+                note=f"{r['block_n_accounts'] / r['dense_s']:,.0f} accounts/s, {r['dense_gflops']:.0f} GFLOP/s"),
+            Row("dense kernel rate vs sgemm rate (sgemm / dense)", r["sgemm_gflops"] / r["dense_gflops"], "x",
+                "<= 1.1 x", r["sgemm_gflops"] / r["dense_gflops"] <= 1.1),
+            Row(f"block kernel (block-major positions), same book", r["block_s"] * 1e3, "ms",
+                note=f"{r['block_n_accounts'] / r['block_s']:,.0f} accounts/s, "
+                     f"{r['block_flop_fraction']:.3f} of the dense arithmetic, "
+                     f"{r['block_useful_gflops']:.0f} GFLOP/s useful"),
+            Row("block speed-up vs dense, same book", sp, "x", ">= 2 x", sp >= 2),
+            Row("block kernel from an (N, I) array incl. the copy into blocks", r["block_from_dense_s"] * 1e3, "ms",
+                note=f"{r['dense_s'] / r['block_from_dense_s']:.2f} x vs dense"),
+            Row("block vs dense results, max |diff| / max(1, |dense|)", r["block_max_rel_diff"], "",
+                "<= 1e-4 (float32 rounding)", r["block_max_rel_diff"] <= 1e-4,
+                f"vs float64 reference: {r['block_ref64_max_rel_diff']:.1e}"),
+        ]
     return out
 
 
@@ -166,8 +290,13 @@ def format_table(r: dict) -> str:
 @hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
             config_name="bench_margin")
 def main(cfg: DictConfig) -> dict:
-    r = bench(**{k: v for k, v in cfg.items()})
+    r = bench(**{k: v for k, v in cfg.items() if k != "hydra"})
     print(format_table(r))
+    from hydra.core.hydra_config import HydraConfig
+    write_report("bench_margin", rows(r), HydraConfig.get().runtime.output_dir,
+                 context={"backend": r["backend"], "devices": r["devices"],
+                          "note": "shared machine: read every figure against the sgemm rate of the same run"},
+                 extra=r)
     return r
 
 

@@ -10,10 +10,13 @@ Public API (implementation in the modules named after each group):
   :func:`deribit_scenarios`
 - requirements: :func:`portfolio_margin`, :func:`isolated_margin`, :func:`cross_margin`, :func:`portfolio_im_mm`,
   :func:`net_gross_ratio`, :func:`historical_var_es`, :func:`parametric_var_es`,
-  :func:`sharded_portfolio_margin`
+  :func:`sharded_portfolio_margin`; block-structured scenario sets: :class:`BlockLayout`, :func:`block_layout`,
+  :func:`detect_block_layout`, :func:`split_positions`, :func:`portfolio_margin_blocks`
 - venue rule sets: :mod:`margin.span` (CME SPAN), :mod:`margin.deribit` (Deribit portfolio margin),
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.venues`
-- real data: :func:`load_deribit_chain`, :func:`reprice_chain`, :func:`repricing_summary`, :func:`chain_instruments`
+- real data: :func:`load_deribit_chain` (any Deribit chain, IVs backed out where ``mark_iv`` is empty),
+  :func:`reprice_chain`, :func:`repricing_summary`, :func:`flag_greeks`, :func:`chain_instruments`,
+  :func:`synthetic_deribit_chain`
 - collateral: :func:`static_haircuts`, :func:`var_haircut`, :func:`collateral_value`, :func:`health_factor`, ...
 - policies and backtesting (issue 5): :mod:`margin.policies` (static / reactive / predictive margin policies,
   EMIR Art. 28 anti-procyclicality wrapper), :mod:`margin.book` (synthetic and loaded account books),
@@ -21,7 +24,9 @@ Public API (implementation in the modules named after each group):
 - errors: :class:`MarginInputError` (a ``ValueError`` naming field, index and value)
 
 Importing the package enables JAX float64 (``jax_enable_x64``) so that ``dtype=jnp.float64`` is available;
-kernels default to float32 and always cast explicitly.
+the batched requirement kernels (:mod:`margin.requirements`, perpetuals, collateral) default to float32 for speed,
+while the venue rule sets whose published examples need it (Black-76 pricing and Greeks, CME SPAN, Deribit
+portfolio margin) default to float64; every kernel takes ``dtype`` and casts explicitly.
 """
 import jax
 
@@ -58,6 +63,11 @@ from margin.requirements import (  # noqa: E402
     portfolio_margin,
     portfolio_margin_reference,
     sharded_portfolio_margin,
+    BlockLayout,
+    block_layout,
+    detect_block_layout,
+    split_positions,
+    portfolio_margin_blocks,
     streaming_pass,
 )
 from margin.span import SpanParams, SpanResult, span_requirement, span_scenarios  # noqa: E402
@@ -67,7 +77,14 @@ from margin.deribit import (  # noqa: E402
     deribit_margin,
     deribit_scenarios,
 )
-from margin.chain import chain_instruments, load_deribit_chain, reprice_chain, repricing_summary  # noqa: E402
+from margin.chain import (  # noqa: E402
+    chain_instruments,
+    flag_greeks,
+    load_deribit_chain,
+    reprice_chain,
+    repricing_summary,
+    synthetic_deribit_chain,
+)
 
 # Venue rule sets and collateral (dYdX v4, Aave v3, weighted health; haircuts and health factor).
 from margin import venues  # noqa: E402
@@ -142,6 +159,11 @@ __all__ = [
     "portfolio_margin",
     "portfolio_margin_reference",
     "sharded_portfolio_margin",
+    "BlockLayout",
+    "block_layout",
+    "detect_block_layout",
+    "split_positions",
+    "portfolio_margin_blocks",
     "streaming_pass",
     "SpanParams",
     "SpanResult",
@@ -152,6 +174,8 @@ __all__ = [
     "deribit_margin",
     "deribit_scenarios",
     "chain_instruments",
+    "flag_greeks",
+    "synthetic_deribit_chain",
     "load_deribit_chain",
     "reprice_chain",
     "repricing_summary",

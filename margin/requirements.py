@@ -4,6 +4,11 @@ Every requirement is one fused jitted kernel over all accounts (no Python loop o
 
     portfolio(x) = max(0, max_s -(x @ L)[s]) + add-on          x: (I,) positions, L: (I, S) per-unit P&L
 
+or, for a block-structured scenario set (each underlying scanned on its own scenarios, so L is block-diagonal
+after grouping; see :class:`BlockLayout`), the same worst loss from the non-zero blocks only:
+
+    portfolio(x) = max(0, max_b max_{s in S_b} -(x[:, I_b] @ L[I_b, S_b])[s]) + add-on
+
 computed in chunks of at most ``chunk_size`` accounts (automatic by default) so the ``(chunk, S)`` intermediate
 and device memory stay bounded for 10^6+ accounts. Positions are cast
 to ``dtype`` (float32 default, float64 available). :func:`sharded_portfolio_margin` runs the same kernel with
@@ -42,6 +47,11 @@ __all__ = [
     "VarEs",
     "sharded_portfolio_margin",
     "streaming_pass",
+    "BlockLayout",
+    "block_layout",
+    "detect_block_layout",
+    "split_positions",
+    "portfolio_margin_blocks",
 ]
 
 # Automatic chunking bound: at most this many (account x scenario) P&L elements live at once (2^25 float32 =
@@ -143,7 +153,8 @@ def _portfolio_chunked(x, addons, lmat, chunk):
     return worst + addons
 
 
-def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.float32, validate=True):
+def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.float32, validate=True,
+                     blocks=None):
     """Scenario-based portfolio margin of N accounts: worst scenario loss (>= 0) plus add-ons.
 
     Args:
@@ -156,14 +167,30 @@ def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.
             blocks; no Python loop).
         dtype: ``jnp.float32`` (default) or ``jnp.float64``.
         validate: run the host-side input checks (one extra streaming pass over ``positions``).
+        blocks: ``None`` (dense kernel), a :class:`BlockLayout` or ``"auto"`` (:func:`detect_block_layout`):
+            only the non-zero (instrument block x scenario block) sub-matrices of ``pnl`` are multiplied
+            (:func:`portfolio_margin_blocks`); equal to the dense result. The positions are first copied into
+            block-major arrays (:func:`split_positions`); callers that read positions per block should call
+            :func:`portfolio_margin_blocks` directly and skip that copy (on XLA:CPU the copy costs more than the
+            arithmetic it saves: ``experiments.bench_margin`` measures both paths).
 
     Returns:
         ``(N,)`` requirement in the unit of ``pnl`` (positive = margin needed), ``dtype``.
 
     Raises:
-        MarginInputError (ValueError) naming field and index: NaN/inf, shape mismatch, negative add-ons.
+        MarginInputError (ValueError) naming field and index: NaN/inf, shape mismatch, negative add-ons, a
+        non-zero ``pnl`` entry outside the given block layout.
     """
     x, lmat, a = _prep(positions, pnl, addons, dtype, validate)
+    if blocks is not None:
+        lm_np = np.asarray(lmat)
+        layout = detect_block_layout(lm_np) if isinstance(blocks, str) and blocks == "auto" else blocks
+        if not isinstance(layout, BlockLayout):
+            raise MarginInputError("blocks", "must be None, 'auto' or a BlockLayout", None, blocks)
+        if validate:
+            _check_layout(layout, lm_np)
+        return portfolio_margin_blocks(split_positions(x, layout, dtype), layout.pnl_blocks(lm_np), a,
+                                       chunk_size=chunk_size, dtype=dtype, validate=False)
     chunk = _chunk(x.shape[0], lmat.shape[1], chunk_size)
     if chunk >= x.shape[0]:
         return _portfolio_kernel(x, a, lmat)
@@ -186,17 +213,220 @@ def portfolio_margin_reference(positions, pnl, addons=None) -> np.ndarray:
     return out
 
 
-def portfolio_im_mm(positions, pnl, addons=None, *, mm_factor: float = 0.8, chunk_size=None, dtype=jnp.float32):
+def portfolio_im_mm(positions, pnl, addons=None, *, mm_factor: float = 0.8, chunk_size=None, dtype=jnp.float32,
+                    blocks=None):
     """Initial and maintenance margin of a scenario model: IM = worst loss + add-ons, MM = mm_factor x IM
-    (Deribit portfolio margin, ``mm_factor`` 0.8 in ``private/pme/simulate``).
+    (Deribit portfolio margin, ``mm_factor`` 0.8 in ``private/pme/simulate``). ``blocks`` as in
+    :func:`portfolio_margin`.
 
     Returns:
         ``(im, mm)``, each ``(N,)`` in the unit of ``pnl``.
     """
     if not 0 < mm_factor <= 1:
         raise MarginInputError("mm_factor", "must lie in (0, 1]", None, mm_factor)
-    im = portfolio_margin(positions, pnl, addons, chunk_size=chunk_size, dtype=dtype)
+    im = portfolio_margin(positions, pnl, addons, chunk_size=chunk_size, dtype=dtype, blocks=blocks)
     return im, im * jnp.asarray(mm_factor, dtype)
+
+
+# ----------------------------------------------------------------------------- block-structured scenario sets
+class BlockLayout(NamedTuple):
+    """Block structure of an ``(I, S)`` per-unit P&L matrix: block b couples the instruments ``instruments[b]``
+    with the scenarios ``scenarios[b]`` only, and every entry outside the blocks is zero.
+
+    This is the shape of real scenario sets: CME SPAN scans each combined commodity on its own 16 scenarios
+    (CME "Risk Arrays"), Deribit portfolio margin scans each currency's book separately (Deribit "Portfolio
+    Margin"). With U underlyings of equal size the dense matmul does U times the arithmetic it needs.
+
+    Attributes:
+        instruments: per block an int64 array ``(I_b,)`` of instrument (row) indices; blocks are disjoint.
+        scenarios: per block an int64 array ``(S_b,)`` of scenario (column) indices; disjoint.
+    """
+
+    instruments: tuple
+    scenarios: tuple
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.instruments)
+
+    def pnl_blocks(self, pnl) -> tuple:
+        """The ``(I_b, S_b)`` sub-matrices of ``pnl`` (NumPy, same dtype)."""
+        lm = np.asarray(getattr(pnl, "pnl", pnl))
+        return tuple(np.ascontiguousarray(lm[np.ix_(i, s)]) for i, s in zip(self.instruments, self.scenarios))
+
+    def flop_fraction(self, n_instruments: int, n_scenarios: int) -> float:
+        """Arithmetic of the block kernel as a fraction of the dense ``I x S`` kernel."""
+        work = sum(len(i) * len(s) for i, s in zip(self.instruments, self.scenarios))
+        return work / max(1, n_instruments * n_scenarios)
+
+
+def block_layout(instrument_underlying, scenario_underlying) -> BlockLayout:
+    """Layout from labels: instrument i and scenario s share a block when they have the same underlying label.
+
+    Args:
+        instrument_underlying: ``(I,)`` underlying label per instrument (e.g. ``Instruments.underlying``).
+        scenario_underlying: ``(S,)`` underlying label per scenario (the underlying that scenario scans).
+
+    Returns:
+        :class:`BlockLayout` with one block per label present in both (in sorted label order).
+    """
+    iu = np.asarray(instrument_underlying)
+    su = np.asarray(scenario_underlying)
+    if iu.ndim != 1 or su.ndim != 1:
+        raise MarginInputError("block_layout", f"labels must be 1-D, got shapes {iu.shape} and {su.shape}")
+    labels = [u for u in np.unique(iu) if (su == u).any()]
+    return BlockLayout(tuple(np.flatnonzero(iu == u) for u in labels),
+                       tuple(np.flatnonzero(su == u) for u in labels))
+
+
+def detect_block_layout(pnl, atol: float = 0.0) -> BlockLayout:
+    """Finds the finest block layout of ``pnl`` from its non-zero pattern (|L| > ``atol``): the connected
+    components of the bipartite instrument-scenario graph (``scipy.sparse.csgraph.connected_components``).
+    All-zero rows and columns belong to no block (they cannot change the worst loss).
+
+    Args:
+        pnl: ``(I, S)`` per-unit P&L or a :class:`~margin.scenarios.ScenarioSet`.
+
+    Returns:
+        :class:`BlockLayout` (one block when the matrix is dense).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    lm = np.asarray(getattr(pnl, "pnl", pnl))
+    if lm.ndim != 2:
+        raise MarginInputError("pnl", f"must have shape (I, S), got {lm.shape}")
+    n_i, n_s = lm.shape
+    r, c = np.nonzero(np.abs(lm) > atol)
+    graph = coo_matrix((np.ones(r.size), (r, n_i + c)), shape=(n_i + n_s, n_i + n_s))
+    _, comp = connected_components(graph, directed=False)
+    used_i = np.zeros(n_i, bool)
+    used_i[r] = True
+    used_s = np.zeros(n_s, bool)
+    used_s[c] = True
+    ci, cs = comp[:n_i], comp[n_i:]
+    labels = np.unique(ci[used_i])
+    return BlockLayout(tuple(np.flatnonzero((ci == k) & used_i) for k in labels),
+                       tuple(np.flatnonzero((cs == k) & used_s) for k in labels))
+
+
+def _check_layout(layout: BlockLayout, lm: np.ndarray) -> None:
+    n_i, n_s = lm.shape
+    inside = np.zeros(lm.shape, bool)
+    seen_i = np.zeros(n_i, int)
+    seen_s = np.zeros(n_s, int)
+    for i, s in zip(layout.instruments, layout.scenarios):
+        i, s = np.asarray(i), np.asarray(s)
+        if (i.size and (i.min() < 0 or i.max() >= n_i)) or (s.size and (s.min() < 0 or s.max() >= n_s)):
+            raise MarginInputError("blocks", f"index out of range for pnl of shape {lm.shape}")
+        inside[np.ix_(i, s)] = True
+        seen_i[i] += 1
+        seen_s[s] += 1
+    if (seen_i > 1).any() or (seen_s > 1).any():
+        which = ("instrument", int(np.argmax(seen_i > 1))) if (seen_i > 1).any() else \
+            ("scenario", int(np.argmax(seen_s > 1)))
+        raise MarginInputError("blocks", f"{which[0]} {which[1]} belongs to more than one block")
+    bad = ~inside & (lm != 0)
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise MarginInputError("pnl", "non-zero entry outside the block layout", i, float(lm[i]))
+
+
+def split_positions(positions, layout: BlockLayout, dtype=jnp.float32) -> tuple:
+    """Copies ``(N, I)`` positions into block-major contiguous arrays ``(N, I_b)``, one per block (the layout
+    the block kernel reads at full speed; column slices inside the kernel are strided and 3x slower)."""
+    idx = [np.asarray(i, np.int64) for i in layout.instruments]
+    # contiguous index runs become slices (a plain copy; a gather is ~10x slower on XLA:CPU)
+    sel = tuple(("slice", int(i[0]), int(i[-1]) + 1) if i.size and np.array_equal(i, np.arange(i[0], i[-1] + 1))
+                else ("take",) + tuple(int(j) for j in i) for i in idx)
+    if isinstance(positions, jax.Array):
+        return _split_jit(positions, sel, dtype)
+    x = np.asarray(positions)
+    return tuple(jnp.asarray(np.ascontiguousarray(x[:, s[1]:s[2]] if s[0] == "slice" else x[:, list(s[1:])]),
+                             dtype) for s in sel)
+
+
+@partial(jax.jit, static_argnames=("sel", "dtype"))
+def _split_jit(x, sel, dtype):
+    out = [x[:, s[1]:s[2]] if s[0] == "slice" else jnp.take(x, jnp.asarray(s[1:]), axis=1) for s in sel]
+    return tuple(o.astype(dtype) for o in out)
+
+
+def _block_worst_rows(xs, ls):
+    # xs: per block (c, I_b); ls: per block (I_b, S_b) -> (c,) worst loss over all blocks' scenarios, clipped at 0
+    worst = None
+    for xb, lb in zip(xs, ls):
+        m = jnp.min(xb @ lb, axis=1)
+        worst = m if worst is None else jnp.minimum(worst, m)
+    return jnp.maximum(-worst, 0)
+
+
+@jax.jit
+def _block_kernel(xs, addons, ls):
+    return _block_worst_rows(xs, ls) + addons
+
+
+@partial(jax.jit, static_argnames=("chunk",))
+def _block_chunked(xs, addons, ls, chunk):
+    n = addons.shape[0]
+    nb, rem = divmod(n, chunk)
+
+    def body(b, out):
+        xc = [jax.lax.dynamic_slice_in_dim(xb, b * chunk, chunk, 0) for xb in xs]
+        return jax.lax.dynamic_update_slice_in_dim(out, _block_worst_rows(xc, ls), b * chunk, 0)
+
+    out = jax.lax.fori_loop(0, nb, body, jnp.zeros((n,), addons.dtype))
+    if rem:
+        out = out.at[nb * chunk:].set(_block_worst_rows([xb[nb * chunk:] for xb in xs], ls))
+    return out + addons
+
+
+def portfolio_margin_blocks(position_blocks, pnl_blocks, addons=None, *, chunk_size=None, dtype=jnp.float32,
+                            validate=True):
+    """Portfolio margin from a block-structured scenario set, multiplying only the non-zero blocks.
+
+    worst = max(0, max_b max_{s in S_b} -(x_b @ L_b)[s]), equal to :func:`portfolio_margin` on the dense matrix
+    that holds the blocks and zeros elsewhere (that dense kernel is the reference in the tests).
+
+    Args:
+        position_blocks: sequence of B arrays ``(N, I_b)``: each block's positions (e.g. one underlying's
+            instruments), block-major so each matmul reads contiguous memory.
+        pnl_blocks: sequence of B arrays ``(I_b, S_b)``: each block's per-unit scenario P&L.
+        addons, chunk_size, dtype, validate: as in :func:`portfolio_margin` (the chunk bound uses max S_b).
+
+    Returns:
+        ``(N,)`` requirement in the unit of the P&L, ``dtype``.
+
+    Raises:
+        MarginInputError naming the block and field: shape mismatches, NaN/inf, negative add-ons.
+    """
+    xs, ls = list(position_blocks), list(pnl_blocks)
+    if len(xs) != len(ls) or not xs:
+        raise MarginInputError("position_blocks", f"need one positions block per P&L block (>= 1), got "
+                                                  f"{len(xs)} and {len(ls)}")
+    n = np.shape(xs[0])[0] if np.ndim(xs[0]) == 2 else -1
+    for b, (xb, lb) in enumerate(zip(xs, ls)):
+        if np.ndim(xb) != 2 or np.shape(xb)[0] != n:
+            raise MarginInputError(f"position_blocks[{b}]", f"must have shape ({n}, I_b), got {np.shape(xb)}")
+        if np.ndim(lb) != 2 or np.shape(lb)[0] != np.shape(xb)[1]:
+            raise MarginInputError(f"pnl_blocks[{b}]", f"must have shape ({np.shape(xb)[1]}, S_b), got "
+                                                       f"{np.shape(lb)}")
+        if validate:
+            _check_fast_finite(f"position_blocks[{b}]", xb)
+            _check_fast_finite(f"pnl_blocks[{b}]", lb)
+    xs = [jnp.asarray(xb, dtype) for xb in xs]
+    ls = [jnp.asarray(lb, dtype) for lb in ls]
+    if addons is None:
+        a = jnp.zeros((n,), dtype)
+    else:
+        a_np = check_nonnegative("addons", addons) if validate and not isinstance(addons, jax.Array) else addons
+        if np.shape(a_np) not in ((n,), ()):
+            raise MarginInputError("addons", f"must have shape ({n},) or (), got {np.shape(a_np)}")
+        a = jnp.broadcast_to(jnp.asarray(a_np, dtype), (n,))
+    chunk = _chunk(n, max(int(np.shape(lb)[1]) for lb in ls), chunk_size)
+    if chunk >= n:
+        return _block_kernel(xs, a, ls)
+    return _block_chunked(xs, a, ls, chunk)
 
 
 # ----------------------------------------------------------------------------- isolated / cross

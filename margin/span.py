@@ -6,7 +6,8 @@ volatility scan range (VSR) (scenarios 1-14, in CME order: 1 = unchanged/vol up,
 3 = +1/3 up, 4 = +1/3 down, 5 = -1/3 up, ...), then 15-16 = +/- ``extreme_multiple`` x PSR with vol unchanged,
 whose P&L counts at ``extreme_cover`` (35%).
 
-Per combined commodity (one underlying here) and account:
+Per combined commodity (one underlying here) and account (each scanned on its own instruments only: the kernel
+multiplies one ``(N, I_u) x (I_u, 16)`` block per underlying, never the zero blocks of a dense matrix):
 
     scan risk       = max(0, worst loss over the 16 scenarios)
     spread charge   = intra-commodity (calendar) charge = rate x spreads, spreads = min(sum of positive tier
@@ -162,12 +163,14 @@ class SpanResult(NamedTuple):
 
 
 @jax.jit
-def _span_kernel(x, block_pnl, tier_delta, short_cnt_calls, short_cnt_puts, nov_w, som_rate, spread_rate,
+def _span_kernel(x, xs, ls, tier_delta, short_cnt_calls, short_cnt_puts, nov_w, som_rate, spread_rate,
                  inter_credit, som_max):
     n = x.shape[0]
-    u = som_rate.shape[0]
-    pnl = (x @ block_pnl).reshape(n, u, -1)  # (N, U, 16)
-    scan = jnp.maximum(-jnp.min(pnl, axis=2), 0)
+    # scan risk per combined commodity u from its own block only: x_u (N, I_u) @ L_u (I_u, 16); the dense
+    # (I, U x 16) matrix would be mostly zeros (issue 13 item 5)
+    scan = jnp.stack([jnp.maximum(-jnp.min(xu @ lu, axis=1), 0) if lu.shape[0] else jnp.zeros((n,), x.dtype)
+                      for xu, lu in zip(xs, ls)], axis=1)  # (N, U)
+    u = scan.shape[1]
     td = (x @ tier_delta).reshape(n, u, -1)  # (N, U, T) net delta per tier
     spreads = jnp.minimum(jnp.sum(jnp.maximum(td, 0), axis=2), jnp.sum(jnp.maximum(-td, 0), axis=2))
     spread = spread_rate * spreads
@@ -192,7 +195,7 @@ def span_requirement(
     tiers=None,
     inter_credit=None,
     premium_style: bool = True,
-    dtype=jnp.float32,
+    dtype=jnp.float64,
 ) -> SpanResult:
     """SPAN combined-commodity requirement for N accounts (one fused kernel).
 
@@ -207,6 +210,8 @@ def span_requirement(
         tiers: ``(I,)`` int expiry tier per instrument (default: rank of the expiry within its underlying).
         inter_credit: ``(N, U)`` or ``(N,)`` inter-commodity spread credit in USD (default 0; not modelled here).
         premium_style: if False (futures-style options), NOV = 0.
+        dtype: ``jnp.float64`` (default, so CME's worked examples reproduce to the cent) or ``jnp.float32``
+            (faster for very large batches).
 
     Returns:
         :class:`SpanResult`.
@@ -220,7 +225,7 @@ def span_requirement(
     u = int(np.max(und)) + 1
     onehot = np.eye(u)[und]  # (I, U)
     lm = np.asarray(scenarios.pnl, np.float64)
-    block = (lm[:, None, :] * onehot[:, :, None]).reshape(i_n, -1)  # (I, U*16)
+    by_u = [np.flatnonzero(und == uu) for uu in range(u)]  # each combined commodity's instruments
     kind = np.asarray(inst.kind)
     opt = kind == Kind.OPTION
     cs = np.asarray(inst.contract_size)
@@ -250,5 +255,7 @@ def span_requirement(
     ic = np.zeros((n, u)) if inter_credit is None else np.broadcast_to(
         check_nonnegative("inter_credit", inter_credit).reshape(n, -1), (n, u))
     c = lambda a: jnp.asarray(a, dtype)  # noqa: E731
-    return _span_kernel(c(x), c(block), c(tier_delta.reshape(i_n, -1)), c(calls), c(puts), c(nov_w), c(som),
+    xs = [c(np.ascontiguousarray(x[:, idx])) for idx in by_u]
+    ls = [c(lm[idx]) for idx in by_u]
+    return _span_kernel(c(x), xs, ls, c(tier_delta.reshape(i_n, -1)), c(calls), c(puts), c(nov_w), c(som),
                         c(spr), c(ic), params.som_basis == "max_calls_puts")

@@ -61,7 +61,7 @@ def test_greeks_match_jax_grad(random_inputs):
 
 def test_float32_close_to_float64(random_inputs):
     f, k, t, v, r, c = random_inputs
-    p32 = margin.black76_price(f, k, t, v, c, r)
+    p32 = margin.black76_price(f, k, t, v, c, r, dtype=jnp.float32)
     p64 = margin.black76_price(f, k, t, v, c, r, dtype=jnp.float64)
     assert p32.dtype == jnp.float32
     np.testing.assert_allclose(p32, p64, rtol=1e-3, atol=1e-3)
