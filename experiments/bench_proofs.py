@@ -100,23 +100,27 @@ def run_bench(cfg: DictConfig) -> dict:
         res["pyecc_verify8_ms"] = (time.perf_counter() - t) * 1e3
         assert verify_range(q8.to_bytes(), ark, g, Transcript(b"bench"), W8, 8)  # cross-backend
 
-    # MSM floor of one 64-bit single proof: the library's MSMs of exactly the sizes this prover performs
-    # (A and S: 2N + 1 points each; T1, T2: 2 points each; IPA round k: L and R of N / 2^(k+1) + ... points),
-    # nothing else - the time an implementation of this layout cannot go below on this machine.
-    N = 64
-    sizes = [2 * N + 1, 2 * N + 1, 2, 2]
-    h = N
-    while h > 1:
-        h //= 2
-        sizes += [2 * h + 1, 2 * h + 1]
+    # MSM floor of one 64-bit single proof: record every MSM this prover performs for one proof (one thread), then
+    # replay exactly those MSMs (same points, same scalars) with the library alone. prove / floor is the cost of
+    # everything that is not an MSM (transcript, scalar vectors, IPA scalar folding, encodings).
+    rec = ArkworksBackend(workers=1)
+    calls: list = []
+
+    class _Recorder:
+        def __getattr__(self, name):
+            return getattr(ark._G1, name)
+
+        @staticmethod
+        def multiexp_unchecked(points, scalars):
+            calls.append((list(points), list(scalars)))
+            return ark._G1.multiexp_unchecked(points, scalars)
+
+    rec._G1 = _Recorder()
+    _single(rec, g, 64)
     me = ark._G1.multiexp_unchecked
-    floor_ms = 0.0
-    for k in sorted(set(sizes)):
-        pts = (g.G(k) + g.H(k))[:k]
-        sc = ark.native_scalars([secrets.randbelow(R) for _ in range(k)])
-        t_k, _ = _median_ms(lambda: me(pts, sc), cfg.repeats)
-        floor_ms += t_k * sizes.count(k)
-    res["msm_floor64_ms"] = floor_ms
+    res["msm_floor64_count"] = len(calls)
+    res["msm_floor64_ms"], _ = _median_ms(lambda: [me(p, s) for p, s in calls], cfg.repeats)
+    res["prove64_1w_ms"], _ = _median_ms(lambda: _single(ArkworksBackend(workers=1), g, 64), cfg.repeats)
 
     # account: K collateral + J positions (long and short parts: K + 2J committed inputs), S scenarios
     rng = np.random.default_rng(cfg.seed)
@@ -194,11 +198,15 @@ def rows(r: dict) -> list[Row]:
     """The figures with their issue-11 targets and verdicts (``experiments.bench_report.Row``)."""
     out = [Row("64-bit range proof: prove (arkworks, 2 threads)", round(r["prove64_ms"], 2), "ms", "<= 25 ms",
                r["prove64_ms"] <= 25, f"cpu {r['prove64_ms'].cpu:.1f} ms"),
-           Row("  MSM floor of the same proof (its MSMs alone, 1 thread)", round(r["msm_floor64_ms"], 2), "ms"),
-           Row("  prove / MSM floor", round(r["prove64_ms"] / r["msm_floor64_ms"], 2), "x", "<= 1.3 x",
-               r["prove64_ms"] <= 1.3 * r["msm_floor64_ms"]),
+           Row("64-bit range proof: prove, 1 thread", round(r["prove64_1w_ms"], 2), "ms",
+               note=f"cpu {r['prove64_1w_ms'].cpu:.1f} ms"),
+           Row(f"  MSM floor: its {r['msm_floor64_count']} MSMs replayed alone, 1 thread", round(r["msm_floor64_ms"], 2),
+               "ms", note=f"cpu {r['msm_floor64_ms'].cpu:.1f} ms"),
+           Row("  prove (1 thread) / MSM floor, wall", round(r["prove64_1w_ms"] / r["msm_floor64_ms"], 2), "x",
+               "<= 1.3 x", r["prove64_1w_ms"] <= 1.3 * r["msm_floor64_ms"],
+               f"cpu ratio {r['prove64_1w_ms'].cpu / r['msm_floor64_ms'].cpu:.2f}"),
            Row("64-bit range proof: verify (arkworks)", round(r["verify64_ms"], 2), "ms", "<= 5 ms",
-               r["verify64_ms"] <= 5),
+               r["verify64_ms"] <= 5, f"cpu {r['verify64_ms'].cpu:.1f} ms"),
            Row("64-bit range proof: bytes", r["bytes64"], "B", "929 (928 + version byte)", r["bytes64"] == 929)]
     if "pyecc_prove8_ms" in r:
         out += [Row("n=8 m=1 prove: py_ecc / arkworks", round(r["pyecc_prove8_ms"] / r["ark_prove8_ms"]), "x",
@@ -212,13 +220,15 @@ def rows(r: dict) -> list[Row]:
                 r["account_prove_2t_ms"] <= 700, f"cpu {r['account_prove_2t_ms'].cpu:.0f} ms"),
             Row(f"{acc}: prove, 2 processes (one range proof each)", round(r["account_prove_2p_ms"]), "ms",
                 "<= 700 ms", r["account_prove_2p_ms"] <= 700, "parent cpu only"),
-            Row("account: verify, 1 thread", round(r["account_verify_1w_ms"]), "ms"),
+            Row("account: verify, 1 thread", round(r["account_verify_1w_ms"]), "ms",
+                note=f"cpu {r['account_verify_1w_ms'].cpu:.0f} ms"),
             Row("account: verify, 2 threads", round(r["account_verify_ms"]), "ms", "<= 100 ms",
-                r["account_verify_ms"] <= 100),
+                r["account_verify_ms"] <= 100, f"cpu {r['account_verify_ms'].cpu:.0f} ms"),
             Row("account: proof bytes", r["account_bytes"], "B", "<= 3072", r["account_bytes"] <= 3072),
-            Row(f"batch-verify {r['batch_n']} single 64-bit proofs, 1 thread", round(r["batch_1w_ms"]), "ms"),
+            Row(f"batch-verify {r['batch_n']} single 64-bit proofs, 1 thread", round(r["batch_1w_ms"]), "ms",
+                note=f"cpu {r['batch_1w_ms'].cpu:.0f} ms"),
             Row(f"batch-verify {r['batch_n']}, 2 threads (one MSM)", round(r["batch_2t_ms"]), "ms", "<= 250 ms",
-                r["batch_2t_ms"] <= 250),
+                r["batch_2t_ms"] <= 250, f"cpu {r['batch_2t_ms'].cpu:.0f} ms"),
             Row(f"batch-verify {r['batch_n']}, 2 processes (one MSM each)", round(r["batch_2p_ms"]), "ms",
                 "<= 250 ms", r["batch_2p_ms"] <= 250, "parent cpu only"),
             Row(f"  same {r['batch_n']} verified one by one", round(r["one_by_one_ms"]), "ms")]

@@ -21,4 +21,4 @@ def test_bench_runs_tiny():
     assert r["msm_floor64_ms"] > 0 and r["account_prove_1w_ms"] > 0 and r["batch_2p_ms"] > 0
     table = bench_proofs.format_table(r)
     assert "<= 25 ms" in table and "IPA prover N=16: fold" in table and "2 processes" in table
-    assert "prove / MSM floor" in table and "1 worker (1 thread)" in table
+    assert "MSM floor" in table and "1 worker (1 thread)" in table

@@ -23,7 +23,7 @@ def _real_surpluses(coll, pos, pnl, buffer_usd):
             for s in range(len(pnl[0]))]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), J=st.integers(1, 3), S=st.integers(1, 4), vs=st.sampled_from([1, 10, 100, 10**6]),
        asc=st.sampled_from([1, 10, 10**4]), delta=st.floats(-0.02, 0.02), sub_unit=st.sampled_from(["refuse", "round"]))
 def test_verifies_implies_real_surplus_nonnegative(data, J, S, vs, asc, delta, sub_unit):
