@@ -70,3 +70,21 @@ def test_hostile_json_text_is_typed():
     d["commitments"]["collateral"] = deep
     with pytest.raises(zkproofs.MalformedProof):
         zkproofs.verify_bundle(d, raise_on_failure=True, trust_bundle_statement=True)
+
+
+def test_oversized_commitment_lists_refused_before_any_point_is_decoded(monkeypatch):
+    """4,100 commitments used to be decoded before the size limit rejected them: sizes are now checked against
+    the statement first (no point is decoded)."""
+    from zkproofs.group import ArkworksBackend
+
+    decoded = []
+    real = ArkworksBackend.decode
+    monkeypatch.setattr(ArkworksBackend, "decode", lambda self, *a, **k: decoded.append(1) or real(self, *a, **k))
+    b = base_bundles()[0]
+    d = b.to_json()
+    d["commitments"]["long"] = d["commitments"]["long"] * 2050
+    assert len(d["commitments"]["long"]) == 4100
+    with pytest.raises(zkproofs.MalformedProof, match="commitments.long: length 4100"):
+        zkproofs.verify_bundle(d, raise_on_failure=True, trust_bundle_statement=True)
+    assert decoded == []
+    assert zkproofs.verify_bundle(b.to_json(), trust_bundle_statement=True) and decoded  # the patch is live
