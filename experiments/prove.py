@@ -438,7 +438,10 @@ def prove_account(cfg: DictConfig, out_dir: str | Path) -> dict:
             fp = build_statement(acc, cfg)
         warns = [str(w.message) for w in caught]
         st, bal, pos = fp.statement, list(fp.balances), list(fp.positions)
-    check_margined(st, bal, pos)
+    try:
+        check_margined(st, bal, pos)
+    except UnderMargined as e:
+        raise type(e)(f"{acc.source}: {e}") from None
     t0 = time.perf_counter()  # generators are derived once per process (hash-to-curve): timed apart
     from zkproofs.rangeproof import padded_m
 

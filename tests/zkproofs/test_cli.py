@@ -229,3 +229,23 @@ def test_parquet_account(tmp_path):
     df.to_parquet(tmp_path / "a.parquet")
     acc = prove_cli.load_account(tmp_path / "a.parquet")
     assert [float(r.amount) for r in acc.positions] == [-0.5] and [r.name for r in acc.collateral] == ["USDC"]
+
+
+def test_entry_points_one_line_and_exit_status(tmp_path):
+    """Through the real entry points: an under-margined account is ONE line naming the scenario and the shortfall
+    in USD, exit 2; verify's exit statuses are 0 / 1 / 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    acc = _write(tmp_path, "kind,name,amount,price,haircut\ncollateral,USDC,100,1,0\nposition,BTC-PERP,1,60000,0\n")
+    r = subprocess.run([sys.executable, "-m", "experiments.prove", f"account.path={acc}", f"out_dir={tmp_path}/o"]
+                       + SMALL, capture_output=True, text=True, env=env, timeout=300)
+    lines = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stdout + r.stderr
+    assert f"{acc}: under-margined in scenario 'move -0.1000 x cover 1': shortfall 5,910.00 USD" in lines[0]
+    junk = _write(tmp_path, '{"format": Infinity}', "junk.json")
+    r = subprocess.run([sys.executable, "-m", "experiments.verify", str(junk), "--trust-bundle-statement"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "UNREADABLE" in r.stdout
