@@ -353,14 +353,16 @@ def build_statement(acc: Account, cfg: DictConfig) -> zkproofs.FixedPointMargin:
     if np_ is None or max_pos >= 1 << np_:
         big = max(acc.positions, key=lambda r: abs(r.amount))
         raise AccountFileError(
-            f"{acc.source}: {big.line}: position {big.name} {_coin(round(big.amount * asc), asc)} exceeds the {np_}-bit position "
+            f"{acc.source}: {big.line}: position {big.name} {_coin(round(big.amount * asc), asc)} exceeds the "
+            f"{np_}-bit position "
             f"range ({_coin((1 << (np_ or 64)) - 1, asc)} coin at 1/{asc} coin per unit); set zk.bits.position=64 or "
             f"a coarser units.amount_scale")
     ctx = make_context(acc, cfg)
     try:
         fp = zkproofs.margin_from_usd(
             ctx, [(r.name, r.amount, r.price, r.haircut) for r in acc.collateral],
-            [(r.name, r.amount) for r in acc.positions], L_usd.tolist(), labels, buffer_usd=Decimal(str(cfg.buffer_usd)),
+            [(r.name, r.amount) for r in acc.positions], L_usd.tolist(), labels,
+            buffer_usd=Decimal(str(cfg.buffer_usd)),
             value_scale=vs, amount_scale=asc, collateral_bits=nb, position_bits=np_,
             scenario_bits=int(b.scenario), sub_unit=sub, params=params,
             unit=f"value unit 1/{vs} USD; amount unit 1/{asc} coin")
@@ -463,7 +465,8 @@ def prove_account(cfg: DictConfig, out_dir: str | Path) -> dict:
     opath.write_text(json.dumps({**bundle.openings.to_json(), "names": list(st.collateral_names) + [
         f"{n} (long)" for n in st.instruments] + [f"{n} (short)" for n in st.instruments]}, indent=1))
     return {"bundle": str(bpath), "openings": str(opath), "statement": str(spath), "statement_digest": st.digest(),
-            "prove_ms": prove_ms, "generator_setup_ms": setup_ms, "proof_bytes": bundle.proof_bytes, "instruments": st.num_positions,
+            "prove_ms": prove_ms, "generator_setup_ms": setup_ms, "proof_bytes": bundle.proof_bytes,
+            "instruments": st.num_positions,
             "collateral_assets": st.num_collateral, "scenarios": st.num_scenarios, "backend": cfg.zk.backend,
             "amount_scale": st.amount_scale, "value_scale": st.value_scale,
             "bits": {"collateral": st.collateral_bits, "position": st.position_bits, "scenario": st.scenario_bits},

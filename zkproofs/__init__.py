@@ -7,7 +7,8 @@ Public API (everything else may change):
 * generators and transcript: :func:`get_generators`, :data:`DST_V1`, :class:`Transcript`;
 * range proofs: :class:`RangeProof`, :func:`prove_range`, :func:`verify_range`, :func:`batch_verify_range`;
 * statements (format v2: every statement carries a :class:`Context`; verifiers pin the statement with
-  ``verify_bundle(bundle, expected_statement=...)``): :class:`Context`, :class:`MarginStatement`, :func:`prove_margin`, :func:`verify_margin`,
+  ``verify_bundle(bundle, expected_statement=...)``): :class:`Context`, :class:`MarginStatement`,
+  :func:`prove_margin`, :func:`verify_margin`,
   :func:`prove_equity_covers_margin`, :func:`verify_equity_covers_margin`, :class:`CrossVenueStatement`,
   :func:`prove_cross_venue`, :func:`verify_cross_venue`, :class:`Bundle`, :func:`verify_bundle`,
   :func:`bundle_from_json`, :func:`statement_from_json`, :func:`check_statement_matches`,
@@ -29,7 +30,15 @@ from .errors import (
 from .fixedpoint import FixedPointMargin, margin_from_usd
 from .generators import DST_V1, Generators, get_generators
 from .group import POINT_BYTES, SCALAR_BYTES, R, ArkworksBackend, GroupBackend, PyEccBackend, check_scalar, get_backend
-from .rangeproof import RangeProof, batch_verify_parallel, batch_verify_range, commit, padded_m, prove_range, verify_range
+from .rangeproof import (
+    RangeProof,
+    batch_verify_parallel,
+    batch_verify_range,
+    commit,
+    padded_m,
+    prove_range,
+    verify_range,
+)
 from .statement import (
     AffineClaim,
     Bundle,

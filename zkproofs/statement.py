@@ -290,7 +290,8 @@ class StatementProof:
 
     @classmethod
     def from_json(cls, obj: Any) -> "StatementProof":
-        if not isinstance(obj, dict) or obj.get("version") != STATEMENT_VERSION or set(obj) != {"version", "range_proofs"}:
+        if not isinstance(obj, dict) or obj.get("version") != STATEMENT_VERSION or \
+                set(obj) != {"version", "range_proofs"}:
             raise MalformedProof("statement proof JSON: bad version or keys")
         if not isinstance(obj["range_proofs"], list):
             raise MalformedProof("statement proof JSON: range_proofs must be a list")

@@ -57,7 +57,8 @@ def _surplus(prices, L, buffer, bal, pos):
 def margin_case(ark):
     prices, L, bal, pos = _account()
     buffer = min(_surplus(prices, L, 0, bal, pos)) // 2
-    st = MarginStatement(prices, L, buffer, collateral_bits=32, position_bits=16, scenario_bits=64, unit="test", context=CTX)
+    st = MarginStatement(prices, L, buffer, collateral_bits=32, position_bits=16, scenario_bits=64, unit="test",
+                         context=CTX)
     bundle = prove_margin(st, bal, pos)
     op = bundle.openings
     return st, bundle, op, (prices, L, buffer, bal, pos)
@@ -98,7 +99,8 @@ def _tampered_statements(st):
     L = [list(r) for r in st.pnl]
     L2 = [r[:] for r in L]
     L2[1][2] += 1
-    yield "price", MarginStatement((st.prices[0] + 1,) + st.prices[1:], st.pnl, st.buffer, 32, 16, 64, "test", context=CTX)
+    yield "price", MarginStatement((st.prices[0] + 1,) + st.prices[1:], st.pnl, st.buffer, 32, 16, 64, "test",
+                                   context=CTX)
     yield "L entry", MarginStatement(st.prices, L2, st.buffer, 32, 16, 64, "test", context=CTX)
     yield "buffer", MarginStatement(st.prices, st.pnl, st.buffer + 1, 32, 16, 64, "test", context=CTX)
     yield "buffer down", MarginStatement(st.prices, st.pnl, st.buffer - 1, 32, 16, 64, "test", context=CTX)
@@ -118,7 +120,8 @@ def _tampered_statements(st):
                                             scenario_labels=("x",) * len(L[0]))
     yield "params", MarginStatement(st.prices, st.pnl, st.buffer, 32, 16, 64, "test", context=CTX,
                                     params={"scan_range": "0.03"})
-    yield "scenario dropped", MarginStatement(st.prices, [r[:-1] for r in L], st.buffer, 32, 16, 64, "test", context=CTX)
+    yield "scenario dropped", MarginStatement(st.prices, [r[:-1] for r in L], st.buffer, 32, 16, 64, "test",
+                                              context=CTX)
 
 
 def test_any_public_input_changed_rejected(margin_case):
