@@ -530,6 +530,8 @@ class Context:
     def check_time(self, now: float | int | None = None) -> None:
         """Raise :class:`ExpiredStatement` if ``now`` (UNIX seconds, default the current time) >= expiry."""
         now = time.time() if now is None else now
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+            raise StatementError(f"verifier time must be a finite number of UNIX seconds, got {now!r}")
         if now >= self.expiry:
             raise ExpiredStatement(f"statement for {self.venue}/{self.account} epoch {self.epoch} expired at "
                                    f"{self.expiry} (UNIX s); verifier time {int(now)}")

@@ -235,6 +235,16 @@ def test_equity_covers_margin(ark, off_subgroup):
     assert b.proof_bytes < 3 * 1024
 
 
+def test_expiry_checked_against_the_given_time():
+    st = _equity_statement()
+    b = prove_equity_covers_margin(st, [10_000], 0, [0])
+    assert verify_equity_covers_margin(b, expected_statement=st, now=CTX.expiry - 1)
+    for now in (CTX.expiry, CTX.expiry + 10**6, float("nan"), float("inf"), "0", True):
+        assert not verify_equity_covers_margin(b, expected_statement=st, now=now)
+    with pytest.raises(zkproofs.ExpiredStatement):
+        verify_equity_covers_margin(b, expected_statement=st, now=CTX.expiry, raise_on_failure=True)
+
+
 def test_zero_mm_equity_attack_refused():
     """Issue 11 attack: ``prove_equity_covers_margin(100, 0)`` used to verify for any account (the MM was
     declared). The v1 call is refused, a statement with MM rate 0 does not verify against the venue's statement,
