@@ -43,9 +43,10 @@ def verify_file(path: str, backend: str = "arkworks", *, statement: str | None =
     try:
         bundle = zkproofs.bundle_from_json(_read(path, "bundle"))
         expected = zkproofs.statement_from_json(_read(statement, "statement")) if statement else None
+        statement_digest = statement_digest.strip().lower() if statement_digest is not None else None
         if statement_digest is not None and (len(statement_digest) != 64 or
                                              any(c not in "0123456789abcdef" for c in statement_digest)):
-            raise zkproofs.MalformedProof("--statement-digest must be 64 lower-case hex digits (SHA-256)")
+            raise zkproofs.MalformedProof("--statement-digest must be 64 hex digits (SHA-256)")
     except zkproofs.ProofError as e:
         return UNREADABLE, f"UNREADABLE ({type(e).__name__}): {e}"
     if expected is None and statement_digest is None and not trust_bundle_statement:

@@ -57,6 +57,8 @@ def test_prove_then_verify_cli(proved, capsys):
     assert verify_cli.main([str(bundle), "--statement", str(statement)]) == 0
     assert "VERIFIED" in capsys.readouterr().out
     assert verify_cli.main([str(bundle), "--statement-digest", m["statement_digest"]]) == 0
+    assert verify_cli.main([str(bundle), "--statement-digest", m["statement_digest"].upper()]) == 0
+    assert verify_cli.main([str(bundle), "--statement-digest", "0" * 64]) == 1
     capsys.readouterr()
     # no pinned statement: refused with exit 2 unless trusted; trusted prints digest and summary
     assert verify_cli.main([str(bundle)]) == 2
