@@ -317,10 +317,6 @@ def _coin(units: int, asc: int) -> str:
     return f"{v:,.{digits}f}" if abs(units) < 10**40 else f"{v:.6e}"
 
 
-def _bits_for(max_units: int) -> int | None:
-    return next((b for b in (8, 16, 32, 64) if max_units < 1 << b), None)
-
-
 def build_statement(acc: Account, cfg: DictConfig) -> zkproofs.FixedPointMargin:
     """Fixed-point statement and witness (rounding against the prover); refuses, before any proving and with the
     account's own units, file and line, amounts that do not fit their bit widths and under-margined accounts."""
@@ -335,8 +331,8 @@ def build_statement(acc: Account, cfg: DictConfig) -> zkproofs.FixedPointMargin:
         if units >= 1 << nb:
             raise AccountFileError(
                 f"{acc.source}: {r.line}: {r.name} {_coin(units, asc)} exceeds the {nb}-bit collateral range "
-                f"({_coin((1 << nb) - 1, asc)} {r.name} at 1/{asc} {r.name} per unit); set zk.bits.collateral=64 "
-                f"or a coarser units.amount_scale")
+                f"({_coin((1 << nb) - 1, asc)} {r.name} at 1/{asc} {r.name} per unit); set "
+                + ("zk.bits.collateral=64 or " if nb < 64 else "") + "a coarser units.amount_scale")
     # positions: finer than the amount unit?
     sub = str(cfg.positions.sub_unit)
     for r in acc.positions:
@@ -346,17 +342,14 @@ def build_statement(acc: Account, cfg: DictConfig) -> zkproofs.FixedPointMargin:
                 f"amount unit 1/{asc} coin; set units.amount_scale (or units.max_amount_scale) finer, or "
                 f"positions.sub_unit=round to round it against the prover")
     max_pos = max(abs(round(r.amount * asc)) for r in acc.positions)
-    if b.position in (None, "auto"):
-        np_ = _bits_for(max_pos)
-    else:
-        np_ = int(b.position)
-    if np_ is None or max_pos >= 1 << np_:
+    # auto: 32 bits, or 64 if a position needs it (the width is public: smaller widths would leak magnitudes)
+    np_ = (32 if max_pos < 1 << 32 else 64) if b.position in (None, "auto") else int(b.position)
+    if max_pos >= 1 << np_:
         big = max(acc.positions, key=lambda r: abs(r.amount))
         raise AccountFileError(
             f"{acc.source}: {big.line}: position {big.name} {_coin(round(big.amount * asc), asc)} exceeds the "
-            f"{np_}-bit position "
-            f"range ({_coin((1 << (np_ or 64)) - 1, asc)} coin at 1/{asc} coin per unit); set zk.bits.position=64 or "
-            f"a coarser units.amount_scale")
+            f"{np_}-bit position range ({_coin((1 << np_) - 1, asc)} coin at 1/{asc} coin per unit); set "
+            + ("zk.bits.position=64 or " if np_ < 64 else "") + "a coarser units.amount_scale")
     ctx = make_context(acc, cfg)
     try:
         fp = zkproofs.margin_from_usd(

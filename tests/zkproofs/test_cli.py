@@ -251,3 +251,12 @@ def test_entry_points_one_line_and_exit_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "experiments.verify", str(junk), "--trust-bundle-statement"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "UNREADABLE" in r.stdout
+
+
+def test_position_width_refused_in_account_units(tmp_path):
+    acc = _write(tmp_path, "kind,name,amount,price,haircut\ncollateral,USDC,1e12,1,0\n"
+                           "position,BTC-PERP,500000,0.01,0\n")
+    with pytest.raises(prove_cli.AccountFileError, match=r"line 3: position BTC-PERP 500,000.0000 exceeds the "
+                                                         r"32-bit position range \(429,496.7295 coin at 1/10000 coin"):
+        prove_cli.prove_account(_cfg([f"account.path={acc}", "zk.bits.position=32", "units.amount_scale=10000"]
+                                     + SMALL), tmp_path / "o")
