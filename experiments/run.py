@@ -139,41 +139,64 @@ def format_table(metrics: dict) -> str:
 
 def prove_last_day(path: MarginPath, close: pd.Series, horizon: int, maintenance_fraction: float,
                    backend: str) -> dict:
-    """Prove and verify "equity - maintenance margin >= 0" for the long 1x account of the last walk-forward day.
+    """Prove and verify "equity - maintenance margin >= 0" for the long 1x account of the last walk-forward day,
+    with the maintenance margin DERIVED inside the statement (``zkproofs.EquityStatement``, issue 11).
 
-    The account holds 1 coin long from the last origin t, collateral = notional at t; it is marked at t + h.
-    """
+    The account holds 1 coin long from the last origin t (bought with borrowed quote: quote balance -entry USD),
+    collateral = notional at t in USDC; it is marked at t + h. Public: the mark price, the MM rate
+    (IM fraction x maintenance_fraction, ppm, rounded up); private: collateral, quote balance, position. Value
+    unit 1e-6 USD, amount unit 1e-4 coin; the context binds venue, account, epoch (t's day number) and a one-day
+    expiry. Cross-checked against ``margin.perpetual_margin`` (equity and MM in USD)."""
     import zkproofs
 
     t = path.dates[-1]
     entry = float(close.loc[t])
     mark = float(close.iloc[close.index.get_loc(t) + horizon])
+    mm_frac = float(path.im_fraction[-1]) * float(maintenance_fraction)
     result = margin.perpetual_margin(np.array([[1.0]]), np.array([entry]), np.array([mark]), np.array([entry]),
-                                     np.array([path.im_fraction[-1]]),
-                                     np.array([path.im_fraction[-1] * maintenance_fraction]), dtype=np.float64)
+                                     np.array([path.im_fraction[-1]]), np.array([mm_frac]), dtype=np.float64)
     equity, mm = float(result.equity[0]), float(result.maintenance_margin[0])
+    vs, asc = 10**6, 10**4
+    mark_units = zkproofs.to_fixed_point(mark, vs, rounding="down") // asc  # value units per amount unit, floor
+    mark_up = -(-zkproofs.to_fixed_point(mark, vs, rounding="up") // asc)
+    rate_ppm = zkproofs.to_fixed_point(mm_frac, 10**6, rounding="up")
+    ctx = zkproofs.Context("predictive-margin/walk-forward", "long-1x-last-day", int(t.value // 86_400_000_000_000),
+                           int(time.time()) + 86_400)
+    st = zkproofs.EquityStatement(ctx, [vs // asc], [mark_units], [min(mark_up, mark_units + 1)], [rate_ppm],
+                                  collateral_names=("USDC",), instruments=("PERP",), value_scale=vs,
+                                  amount_scale=asc, unit="value unit 1e-6 USD; amount unit 1e-4 coin")
+    bal = [zkproofs.to_fixed_point(entry, asc, rounding="down")]
+    quote = -zkproofs.to_fixed_point(entry, vs, rounding="up")
+    pos = [asc]  # 1 coin
+    e_int, m_int = st.equity_and_mm(bal, quote, pos)
     # generators are derived once per process by hash-to-curve; time that apart from proving
     started = time.perf_counter()
-    zkproofs.get_generators(backend).G(256)
+    zkproofs.get_generators(backend).G(512)
     setup_ms = (time.perf_counter() - started) * 1e3
     started = time.perf_counter()
-    bundle = zkproofs.prove_equity_covers_margin(equity, mm, backend=backend)
+    bundle = zkproofs.prove_equity_covers_margin(st, bal, quote, pos, backend=backend)
     prove_ms = (time.perf_counter() - started) * 1e3
     public = bundle.to_json()  # what a verifier receives: no openings
     started = time.perf_counter()
-    verified = zkproofs.verify_equity_covers_margin(public, backend=backend)
+    verified = zkproofs.verify_equity_covers_margin(public, backend=backend, expected_statement=st)
     verify_ms = (time.perf_counter() - started) * 1e3
     return {"verified": bool(verified), "bytes": int(bundle.proof_bytes), "prove_ms": prove_ms,
             "verify_ms": verify_ms, "generator_setup_ms": setup_ms, "backend": backend,
+            "proved": (f"equity - MM - buffer >= 0 with MM derived in the statement as {rate_ppm / 1e4:g}% of the "
+                       f"mark notional (rate rounded up) from the committed position"),
+            "statement_digest": st.digest(),
             "account": {"date": str(t.date()), "side": "long", "size_coin": 1.0, "equity_usd": equity,
-                        "maintenance_margin_usd": mm}}
+                        "maintenance_margin_usd": mm, "proved_equity_usd": e_int / vs,
+                        "proved_maintenance_margin_usd": m_int / vs, "mm_rate_ppm": rate_ppm}}
 
 
 def prove_book_account(cfg: DictConfig, out_dir: Path) -> dict:
-    """Scenario margin-sufficiency proof (issue 6) for one account of the backtest's synthetic book.
+    """Scenario margin-sufficiency proof (issues 6, 11) for one account of the backtest's synthetic book, its
+    perpetuals AND option legs, verified against the statement the venue side wrote (``statement.json``).
 
-    Uses ``experiments.prove`` with ``conf/zk/cli/prove.yaml`` (SPAN-style grid) and the ``proof.backend`` group;
-    writes ``bundle.json`` (public) and ``openings.PRIVATE.json`` into ``out_dir`` and verifies the public bundle.
+    Uses ``experiments.prove`` with ``conf/zk/cli/prove.yaml`` (SPAN-style grid; amount unit at most 1e-4 coin,
+    finer positions rounded against the prover into the buffer) and the ``proof.backend`` group; writes
+    ``statement.json`` and ``bundle.json`` (public) and ``openings.PRIVATE.json`` into ``out_dir``.
     """
     import zkproofs
     from experiments import prove
@@ -184,10 +207,15 @@ def prove_book_account(cfg: DictConfig, out_dir: Path) -> dict:
     prove_cfg.zk = OmegaConf.load(CONF_DIR / "zk" / f"{cfg.proof.backend}.yaml")
     prove_cfg.account.book_index = int(cfg.proof.book_account)
     prove_cfg.account.book_seed = int(cfg.seed)
+    prove_cfg.units.max_amount_scale = 10_000
+    prove_cfg.positions.sub_unit = "round"
+    prove_cfg.context.venue = "predictive-margin/book"
+    prove_cfg.context.account = f"book-account-{int(cfg.proof.book_account)}"
     result = prove.prove_account(prove_cfg, out_dir)
     bundle = json.loads(Path(result["bundle"]).read_text())
     started = time.perf_counter()
-    verified = zkproofs.verify_bundle(bundle, backend=cfg.proof.backend)
+    verified = zkproofs.verify_bundle(bundle, backend=cfg.proof.backend,
+                                      expected_statement=Path(result["statement"]).read_bytes())
     result.update(verified=bool(verified), verify_ms=(time.perf_counter() - started) * 1e3,
                   book_account=int(cfg.proof.book_account))
     return result

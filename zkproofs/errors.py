@@ -14,6 +14,8 @@ __all__ = [
     "VerificationFailed",
     "StatementError",
     "BackendError",
+    "StatementMismatch",
+    "ExpiredStatement",
 ]
 
 
@@ -45,3 +47,12 @@ class StatementError(ProofError):
 
 class BackendError(ProofError):
     """Unknown group backend name or backend misuse (e.g. mixing points of two backends)."""
+
+
+class StatementMismatch(ProofError):
+    """The bundle's statement is not the statement the verifier expects (pinned by the venue's ``statement.json``
+    or its SHA-256 digest): a prover cannot choose a milder scan range, P&L matrix, buffer or context."""
+
+
+class ExpiredStatement(ProofError):
+    """The statement's context has expired (``expiry`` <= the verifier's time) or is not yet valid."""

@@ -32,6 +32,7 @@ __all__ = [
     "verify_range",
     "range_verification_terms",
     "batch_verify_range",
+    "batch_verify_parallel",
     "VerificationTerms",
     "check_terms",
     "decode_commitments",
@@ -527,3 +528,38 @@ def batch_verify_range(
         return check_terms(backend, gens, terms)
     except (ProofError, ValueError, TypeError):
         return False
+
+
+def _batch_job(args) -> bool:
+    """Worker-process job of :func:`batch_verify_parallel`: verify one chunk as one weighted MSM."""
+    from .generators import get_generators
+    from .group import get_backend
+
+    backend, dst_version, chunk = args
+    be = get_backend(backend)
+    gens = get_generators(be, dst_version)
+    return batch_verify_range([(p, V, n, Transcript(label)) for p, V, n, label in chunk], be, gens)
+
+
+def batch_verify_parallel(items: Sequence[tuple[bytes, Sequence[bytes], int, bytes]], *, backend: str = "arkworks",
+                          dst_version: int = 1, workers: int = 2) -> bool:
+    """Batch verification split over ``workers`` processes (stdlib ``concurrent.futures`` process pool, created
+    once per process). ``items``: (proof bytes, encoded commitments, n, transcript label) per proof, each proof
+    made on a fresh ``Transcript(label)``. Each process checks its share as ONE MSM with its own random weights
+    from ``secrets`` (point decoding and the subgroup check hold the GIL in py-arkworks-bls12381, so processes,
+    not threads, parallelise them). True iff every chunk verifies; never raises on hostile input."""
+    from .statement import process_pool
+
+    try:
+        items = [(p.to_bytes() if isinstance(p, RangeProof) else bytes(p), [bytes(c) for c in V], int(n), bytes(lb))
+                 for p, V, n, lb in items]
+    except (TypeError, ValueError, AttributeError):
+        return False
+    if workers <= 1 or len(items) < 2:
+        return _batch_job((backend, dst_version, items))
+    k = min(workers, len(items))
+    chunks = [items[i::k] for i in range(k)]
+    pool = process_pool(k)
+    futs = [pool.submit(_batch_job, (backend, dst_version, c)) for c in chunks[1:]]
+    ok = _batch_job((backend, dst_version, chunks[0]))
+    return all([ok] + [f.result() for f in futs])

@@ -17,6 +17,8 @@ def test_bench_runs_tiny():
             "account.collateral=1", "account.positions=2", "account.scenarios=2", "account.input_bits=32",
             "account.scenario_bits=64"])
     r = bench_proofs.run_bench(cfg)
-    assert r["bytes64"] == 929 and r["account_inputs"] == 3
+    assert r["bytes64"] == 929 and r["account_inputs"] == 5  # 1 collateral + 2 positions x (long, short)
+    assert r["msm_floor64_ms"] > 0 and r["account_prove_1w_ms"] > 0 and r["batch_2p_ms"] > 0
     table = bench_proofs.format_table(r)
-    assert "<= 25 ms" in table and "IPA prover N=16: fold" in table
+    assert "<= 25 ms" in table and "IPA prover N=16: fold" in table and "2 processes" in table
+    assert "MSM floor" in table and "1 worker (1 thread)" in table

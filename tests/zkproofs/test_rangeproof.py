@@ -269,3 +269,25 @@ def test_native_scalar_ipa_equals_int_ipa(ark, pyecc, ark_gens, mode):
     pp = ipa_prove(pyecc, Transcript(b"n"), gp.B, [1] * N, hf, gp.G(N), gp.H(N), a, b, mode=mode,
                    switch_at=1 if mode == "msm" else 2)
     assert pa == pp
+
+
+def test_parallel_paths_verify_and_reject(ark, ark_gens):
+    """Both cores: a statement proved with its range proofs in two worker processes verifies like the serial one;
+    batch verification split over two processes accepts good proofs and rejects a batch with one bad proof."""
+    import zkproofs
+
+    ctx = zkproofs.Context("v", "a", 1, 2**40)
+    st = zkproofs.MarginStatement([3, 1], [[2, -5], [-4, 7]], 10, 16, 8, 32, context=ctx)
+    b = zkproofs.prove_margin(st, [100, 50], [6, -3], workers=2)
+    assert zkproofs.verify_bundle(b.to_json(), expected_statement=st)
+    assert len(b.proof.proofs) == 3
+    items = []
+    for v in (1, 2, 3, 2**16 - 1):
+        p, V = prove_range(ark, ark_gens, Transcript(b"par"), [v], _rand_blinds(1), 16)
+        items.append((p.to_bytes(), V, 16, b"par"))
+    assert zkproofs.batch_verify_parallel(items, workers=2)
+    bad = list(items)
+    bad[3] = (bad[3][0], items[2][1], 16, b"par")  # someone else's commitment
+    assert not zkproofs.batch_verify_parallel(bad, workers=2)
+    assert not zkproofs.batch_verify_parallel(items[:3] + [(items[3][0], items[3][1], 16, b"other")], workers=2)
+    assert not zkproofs.batch_verify_parallel([(b"\x01junk", items[0][1], 16, b"par")] * 2, workers=2)
