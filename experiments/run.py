@@ -31,6 +31,8 @@ from tqdm import tqdm
 import margin
 import predictive
 from experiments import backtest
+from experiments._cli import hydra_app
+from experiments.schema import MAIN
 from experiments.data import load_features
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -318,7 +320,7 @@ def render_report(metrics: dict, cfg: DictConfig, table: str) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+@hydra_app("config", schema=MAIN)
 def main(cfg: DictConfig) -> None:
     output_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     run(cfg, output_dir)
