@@ -85,6 +85,7 @@ def is_user_error(exc: BaseException) -> bool:
 def one_line(exc: BaseException | str) -> str:
     """The message of ``exc`` on one line: Hydra's multi-line texts joined, plus the first line of its cause."""
     text = exc if isinstance(exc, str) else str(exc)
+    text = text.split("Config search path")[0]  # Hydra's list of search paths is noise for a typo
     parts = [p.strip() for p in text.splitlines() if p.strip()]
     cause = getattr(exc, "__cause__", None)
     if cause is not None and not isinstance(exc, str) and str(cause).strip():
@@ -112,12 +113,15 @@ def _earlier_outputs(out_dir: Path) -> list[str]:
 
 
 def _remove_fresh_run_dir(out_dir: Path) -> None:
-    """Remove a run directory that holds only what Hydra wrote for this run (and its parent if left empty)."""
+    """Remove a run directory that holds only what Hydra wrote for this run, and the directories above it (below
+    the working directory) that are left empty."""
     if out_dir.is_dir() and not _earlier_outputs(out_dir):
         shutil.rmtree(out_dir, ignore_errors=True)
-        parent = out_dir.parent
-        if parent.is_dir() and parent != Path.cwd() and not any(parent.iterdir()):
+        parent, cwd = out_dir.parent, Path.cwd().resolve()
+        while parent.is_dir() and parent.resolve() != cwd and cwd in parent.resolve().parents \
+                and not any(parent.iterdir()):
             parent.rmdir()
+            parent = parent.parent
 
 
 def _prepare(cfg: DictConfig, schema: Schema | None, out_dir: Path | None) -> None:

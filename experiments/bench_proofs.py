@@ -16,7 +16,7 @@ import secrets
 import statistics
 import time
 
-import hydra
+from experiments._cli import hydra_app
 import numpy as np
 from omegaconf import DictConfig
 
@@ -189,7 +189,7 @@ def format_table(r: dict) -> str:
     return "\n".join(out)
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="zk/cli/bench")
+@hydra_app("zk/cli/bench")
 def main(cfg: DictConfig) -> None:
     r = run_bench(cfg)
     print(format_table(r))

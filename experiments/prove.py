@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
@@ -168,7 +168,7 @@ def prove_account(cfg: DictConfig, out_dir: str | Path) -> dict:
             "backend": cfg.zk.backend}
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="zk/cli/prove")
+@hydra_app("zk/cli/prove")
 def main(cfg: DictConfig) -> None:
     out_dir = cfg.out_dir
     if out_dir is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -124,8 +124,7 @@ def format_report(res: dict) -> str:
     return "\n".join(out)
 
 
-@hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
-            config_name="reprice_chain")
+@hydra_app("reprice_chain")
 def main(cfg: DictConfig) -> dict:
     res = run(cfg)
     print(format_report(res))
