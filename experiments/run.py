@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 import margin
@@ -107,7 +107,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     closes = {a: f["_close"] for a, f in features.items()}
 
     # 1. train every model once (EWMA, GARCH, the learned model) on rows <= train_end, for horizon h and seed
-    models, fit_seconds = backtest.train_models(cfg, features, list(cfg.models))
+    models, fit_seconds = backtest.train_models(_with_run_settings(cfg, progress), features, list(cfg.models))
     forecasts = {name: model.forecast(features, horizon) for name, model in models.items()}
 
     # 2. the walk-forward of a long and a short 1x perpetual per asset, reactive vs predictive
@@ -160,6 +160,20 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     if cfg.plot:
         plot_paths(paths, full, closes, cfg, output_dir / "margin_paths.png")
     return metrics
+
+
+def _with_run_settings(cfg: DictConfig, progress: bool) -> DictConfig:
+    """A copy of ``cfg`` whose ``models.<name>`` carry the run's ``horizon``, ``seed`` and ``progress`` unless set
+    there explicitly (``train_models`` passes each to the models that accept it: RegimeNet trains h-day heads)."""
+    specs = OmegaConf.to_container(cfg.models, resolve=True)
+    for spec in specs.values():
+        for key, value in (("horizon", int(cfg.horizon)), ("seed", int(cfg.seed)), ("progress", progress)):
+            spec.setdefault(key, value)
+    out = cfg.copy()
+    with open_dict(out):
+        out.models = specs
+        out.progress = progress
+    return out
 
 
 def _json_default(x):
