@@ -142,7 +142,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         metrics["timings"]["backtest_s"] = time.perf_counter() - started
         metrics["backtest"] = {"report": "backtest/report.md", "targets": venue.get("targets"),
                                "exceptions": backtest_exceptions(venue, POLICIES),
-                               "start": venue.get("config", {}).get("start")}
+                               "start": str(max(pd.Timestamp(cfg.start), dates[0]).date())}  # first day with data
 
     # 4. zero-knowledge proofs: equity >= MM for a walk-forward account; scenario sufficiency for a book account
     if cfg.proof.enabled:

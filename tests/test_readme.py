@@ -188,7 +188,7 @@ def _params():
             marks.append(pytest.mark.skip(reason=spec.skip))
         if spec.xfail:
             marks.append(pytest.mark.xfail(reason=spec.xfail, strict=False))
-        yield pytest.param(cmd, marks=marks, id=cmd[:60])
+        yield pytest.param(cmd, marks=marks, id=re.sub(r"[^A-Za-z0-9]+", "_", cmd).strip("_")[:70])
 
 
 def test_every_readme_command_is_in_the_table():
