@@ -257,6 +257,10 @@ def _backtest_data(cfg: DictConfig) -> None:
         model = pc.get("model")
         if model:
             needed.add(str(model))
+            # the main job trains only `models` and hands their forecasts to the backtest
+            if "walk_forward" in cfg and cfg.get("backtest_enabled", True) and str(model) not in cfg.models:
+                raise ConfigError("compare", f"policy {name!r} needs model {str(model)!r}, which is not in models "
+                                             f"({list(cfg.models)}): add it back or drop the policy from compare")
     if "models" in cfg and "walk_forward" in cfg:  # the main job trains every listed model
         needed |= {str(m) for m in cfg.models}
     check_data(cfg, "train_end", "eval_start", _model_configs(cfg, sorted(needed)))

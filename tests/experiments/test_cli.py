@@ -59,6 +59,7 @@ def bad_files(tmp_path):
     (["train_end=2022-01-01"], ["train_end", "eval_start"]),
     (["eval_start=2019-01-01", "train_end=2018-12-31", "start=2019-06-01"], ["start", "eval_start"]),
     (["assets=[SOL]"], ["data.daily.SOL"]),
+    (["~models.garch"], ["compare", "reactive_garch", "'garch'"]),
     (["assets=[SOL]", "data.daily.SOL=/no/such/sol.csv"], ["data.daily.SOL", "/no/such/sol.csv", "does not exist"]),
     (["data.daily.BTC=/no/such/btc.csv"], ["data.daily.BTC", "does not exist"]),
     (["assets=[SOL]", "data.daily.SOL={sol}"], ["hourly", "data.use_hourly=false"]),
