@@ -171,6 +171,8 @@ def hydra_app(config_name: str, schema: Schema | None = None) -> Callable[[Calla
                 return task(cfg)
             except Exception as exc:
                 if is_user_error(exc) and not _full_error():
+                    if out_dir is not None:
+                        _remove_fresh_run_dir(out_dir)  # only if nothing but Hydra's own files was written
                     fail(exc)
                 raise
 
