@@ -100,6 +100,10 @@ def render_report(metrics: dict, cfg: DictConfig, table: str) -> str:
               "average IM is cheaper for traders; a lower largest 30-day increase means gentler (less procyclical) "
               "margin calls. Breaches pool the long and the short position (2 x days observations); per-side "
               "figures are in metrics.json.", ""]
+    if h > 1:
+        lines += [f"At h = {h} days the windows of consecutive origins overlap, so breaches come in runs and "
+                  "Kupiec's test, which assumes independent observations, rejects too often; read its p-value as "
+                  "indicative.", ""]
     if "backtest" in metrics:
         quoted = metrics["backtest"].get("exceptions") or {}
         lines += ["## Venue backtest: exceptions, a different measure", "",
