@@ -146,7 +146,7 @@ def plot_paths(paths: dict, full: dict, closes: dict, cfg: DictConfig, out: Path
     colours = {"reactive": "tab:orange", "predictive": "tab:blue"}
     assets = list(paths["reactive"])
     start, eval_start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.eval_start), pd.Timestamp(cfg.end)
-    fig, axes = plt.subplots(2, len(assets), figsize=(6.5 * len(assets), 7), sharex="col", squeeze=False,
+    fig, axes = plt.subplots(2, len(assets), figsize=(6.5 * len(assets), 8), sharex="col", squeeze=False,
                              layout="constrained")
     for col, asset in enumerate(assets):
         top, bottom = axes[0, col], axes[1, col]
@@ -184,6 +184,6 @@ def plot_paths(paths: dict, full: dict, closes: dict, cfg: DictConfig, out: Path
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         bottom.set_ylabel(f"% of notional (h = {int(cfg.horizon)} d)")
-        bottom.legend(fontsize=7, loc="upper right")
+        bottom.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)  # below: data stays visible
     fig.savefig(out, dpi=110)
     plt.close(fig)
