@@ -55,12 +55,17 @@ def iter_run_metrics(root, required: tuple[str, ...]):
         FileNotFoundError: no matching metrics.json below ``root``.
     """
     import json
+    import logging
     from pathlib import Path
 
     root = Path(root)
     found = False
     for path in sorted(root.rglob("metrics.json")):
-        metrics = json.loads(path.read_text())
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a job that died while writing
+            logging.getLogger(__name__).warning("skipped %s: not readable JSON (%s)", path, exc)
+            continue
         if all(key in metrics for key in required):
             found = True
             yield path, metrics

@@ -163,3 +163,16 @@ def test_min_training_rows_matches_regime_net_refusal():
         need, _ = min_training_rows({"name": "regime_net", "lookback": 30, "batch_size": 256, "val_frac": 0.15}, h, 2)
         assert need >= RegimeNet(horizon=h, lookback=30).min_history
     assert np.isfinite(need)
+
+
+def test_aggregators_skip_a_broken_metrics_file(tmp_path, capsys):
+    from experiments.data import iter_run_metrics
+
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "metrics.json").write_text('{"policies": {}, "targets": 1}')
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "metrics.json").write_text('{"policies": {')  # a job that died while writing
+    assert [p.parent.name for p, _ in iter_run_metrics(tmp_path, ("policies",))] == ["0"]
+    with pytest.raises(SystemExit) as e:
+        _cli.run_cli(lambda: list(iter_run_metrics(tmp_path, ("table",))))
+    assert e.value.code == 2 and "no metrics.json with keys ['table']" in capsys.readouterr().err
