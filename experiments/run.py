@@ -103,11 +103,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     """Run the main job and return its metrics (also written to ``output_dir/metrics.json``)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     horizon, progress = int(cfg.horizon), bool(cfg.get("progress", False) is True)
+    cfg = _with_run_settings(cfg, progress)  # every model gets horizon, seed, progress; "auto" resolved
     features = load_features(cfg, with_prices=True)
     closes = {a: f["_close"] for a, f in features.items()}
 
     # 1. train every model once (EWMA, GARCH, the learned model) on rows <= train_end, for horizon h and seed
-    models, fit_seconds = backtest.train_models(_with_run_settings(cfg, progress), features, list(cfg.models))
+    models, fit_seconds = backtest.train_models(cfg, features, list(cfg.models))
     forecasts = {name: model.forecast(features, horizon) for name, model in models.items()}
 
     # 2. the walk-forward of a long and a short 1x perpetual per asset, reactive vs predictive
