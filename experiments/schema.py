@@ -170,6 +170,8 @@ def asset_files(cfg: DictConfig) -> dict[str, dict[str, Path]]:
                 out[asset][kind] = embedded_path(asset, _FREQUENCY[kind])
                 continue
             path = Path(str(given)).expanduser()
+            if not path.exists() and str(given).upper() in EMBEDDED_ASSETS:  # another embedded asset's file
+                path = embedded_path(str(given), _FREQUENCY[kind])
             if not path.is_file():
                 off = f" (or turn {kind} data off with {_SWITCH[kind]})" if kind in _SWITCH else ""
                 raise ConfigError(key, f"{kind} file {str(given)!r} does not exist{off}")
