@@ -18,23 +18,40 @@ Writes ``metrics.json``, ``report.md`` and ``margin_paths.png`` into the Hydra r
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-import margin
-from experiments import backtest
 from experiments._cli import hydra_app
-from experiments.data import load_features
 from experiments.main_report import backtest_exceptions, format_table, plot_paths, render_report
 from experiments.schema import MAIN
-from experiments.walk_forward import MarginPath, margin_fraction, summarise, walk_forward  # noqa: F401 - public
+
+if TYPE_CHECKING:
+    from experiments.walk_forward import MarginPath
+
+
+class _OnFirstUse:
+    """A module imported on first attribute access: JAX loads after the config check, so a bad override is
+    reported within a second or two (``margin``, ``experiments.backtest`` and the walk-forward import JAX)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+margin = _OnFirstUse("margin")
+backtest = _OnFirstUse("experiments.backtest")
+wf = _OnFirstUse("experiments.walk_forward")
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -104,6 +121,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     horizon, progress = int(cfg.horizon), bool(cfg.get("progress", False) is True)
     cfg = _with_run_settings(cfg, progress)  # every model gets horizon, seed, progress; "auto" resolved
+    from experiments.data import load_features
+
     features = load_features(cfg, with_prices=True)
     closes = {a: f["_close"] for a, f in features.items()}
 
@@ -116,12 +135,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     full: dict[str, dict[str, pd.Series]] = {}  # whole forecast path, for the plot (warm-up before eval_start)
     for policy, name in (("reactive", cfg.walk_forward.reactive_model),
                          ("predictive", cfg.walk_forward.predictive_model)):
-        full[policy] = {a: pd.Series(margin_fraction(fc.variance, cfg.coverage), index=fc.index)
+        full[policy] = {a: pd.Series(wf.margin_fraction(fc.variance, cfg.coverage), index=fc.index)
                         for a, fc in forecasts[name].items()}
         fractions[policy] = {a: s.loc[cfg.eval_start:cfg.end] for a, s in full[policy].items()}
-    paths = {p: walk_forward(closes, fractions[p], horizon, cfg.maintenance_fraction, progress=progress)
+    paths = {p: wf.walk_forward(closes, fractions[p], horizon, cfg.maintenance_fraction, progress=progress)
              for p in POLICIES}
-    metrics: dict = {p: {a: summarise(path, cfg.coverage) for a, path in paths[p].items()} for p in POLICIES}
+    metrics: dict = {p: {a: wf.summarise(path, cfg.coverage) for a, path in paths[p].items()} for p in POLICIES}
     metrics["config"] = {"horizon": horizon, "seed": int(cfg.seed), "coverage": cfg.coverage,
                          "train_end": str(cfg.train_end), "eval_start": str(cfg.eval_start), "end": str(cfg.end),
                          "reactive_model": cfg.walk_forward.reactive_model,
