@@ -86,7 +86,8 @@ def one_line(exc: BaseException | str) -> str:
     text = text.split("Config search path")[0]  # Hydra's list of search paths is noise for a typo
     parts = [p.strip() for p in text.splitlines() if p.strip()]
     cause = getattr(exc, "__cause__", None)
-    if cause is not None and not isinstance(exc, str) and str(cause).strip():
+    framework = type(exc).__module__.split(".")[0] in ("hydra", "omegaconf")  # their cause holds the reason
+    if framework and cause is not None and str(cause).strip():
         first = str(cause).strip().splitlines()[0].strip()
         if first not in parts:
             parts.append(f"({first})")
