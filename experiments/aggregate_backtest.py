@@ -103,4 +103,6 @@ def main(argv=None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments._cli import run_cli
+
+    run_cli(main)

@@ -92,4 +92,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments._cli import run_cli
+
+    run_cli(main)

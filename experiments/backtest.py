@@ -35,7 +35,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
+from experiments.schema import BACKTEST
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -665,7 +666,7 @@ def _plots(out_dir: Path, sdates, assets, paths, losses, sim, windows) -> None:
     plt.close(fig)
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="backtest")
+@hydra_app("backtest", schema=BACKTEST)
 def main(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 

@@ -85,4 +85,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments._cli import run_cli
+
+    run_cli(main)

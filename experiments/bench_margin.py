@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -287,8 +287,7 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
-            config_name="bench_margin")
+@hydra_app("bench_margin")
 def main(cfg: DictConfig) -> dict:
     r = bench(**{k: v for k, v in cfg.items() if k != "hydra"})
     print(format_table(r))

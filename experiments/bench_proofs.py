@@ -16,7 +16,7 @@ import secrets
 import statistics
 import time
 
-import hydra
+from experiments._cli import hydra_app
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -254,7 +254,7 @@ def format_table(r: dict) -> str:
     return to_text(Report("bench_proofs", rows(r)))
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="zk/cli/bench")
+@hydra_app("zk/cli/bench")
 def main(cfg: DictConfig) -> None:
     r = run_bench(cfg)
     out_dir = cfg.get("out_dir") or HydraConfig.get().runtime.output_dir

@@ -59,4 +59,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments._cli import run_cli
+
+    run_cli(main)

@@ -19,21 +19,26 @@ def load_features(cfg: DictConfig, *, with_prices: bool = False) -> dict[str, pd
     """Feature frames per asset in ``cfg.assets`` (see :func:`predictive.features.build_features`).
 
     Args:
-        cfg: a config with ``assets`` and ``data.{daily,hourly,funding}`` (asset -> path overrides) and
-            ``data.use_hourly`` / ``data.use_funding``.
+        cfg: a config with ``assets`` and ``data.{daily,hourly,funding}`` (asset -> path overrides; an asset
+            without one uses its embedded file), ``data.use_hourly`` / ``data.use_funding`` and optionally
+            ``data.max_gap_days`` (longest run of missing days accepted in a daily file, default 0).
         with_prices: also copy the daily bars into columns ``_open, _high, _low, _close, _volume`` (the backtest
             marks positions at ``_close``).
 
     Raises:
-        predictive.DataValidationError: a file is missing or malformed (names file, line, column and value).
+        experiments.schema.ConfigError: a file the settings need is neither given nor embedded, or does not
+            exist (names the key, the file kind and the switch that turns it off).
+        predictive.DataValidationError: a file is malformed or has a gap (names file, line, column and value).
     """
+    from experiments.schema import asset_files
+
     d = cfg.data
+    max_gap = int(d.get("max_gap_days", 0))
     out = {}
-    for a in cfg.assets:
-        a = str(a)
-        daily = load_ohlcv(d.daily.get(a, a))
-        hourly = load_hourly(d.hourly.get(a, a)) if d.use_hourly else None
-        funding = load_funding(d.funding.get(a, a)) if d.use_funding else None
+    for a, files in asset_files(cfg).items():
+        daily = load_ohlcv(files["daily"], max_gap_days=max_gap)
+        hourly = load_hourly(files["hourly"]) if "hourly" in files else None
+        funding = load_funding(files["funding"]) if "funding" in files else None
         frame = build_features(daily, hourly, funding)
         if with_prices:
             for col in PRICE_COLUMNS:
@@ -50,12 +55,17 @@ def iter_run_metrics(root, required: tuple[str, ...]):
         FileNotFoundError: no matching metrics.json below ``root``.
     """
     import json
+    import logging
     from pathlib import Path
 
     root = Path(root)
     found = False
     for path in sorted(root.rglob("metrics.json")):
-        metrics = json.loads(path.read_text())
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a job that died while writing
+            logging.getLogger(__name__).warning("skipped %s: not readable JSON (%s)", path, exc)
+            continue
         if all(key in metrics for key in required):
             found = True
             yield path, metrics

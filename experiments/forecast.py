@@ -21,7 +21,8 @@ import logging
 import time
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
+from experiments.schema import FORECAST
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -190,7 +191,7 @@ def render_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str
     return "\n".join(parts) + "\n"
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="forecast")
+@hydra_app("forecast", schema=FORECAST)
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

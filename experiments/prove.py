@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
-import hydra
+from experiments._cli import hydra_app
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
@@ -467,7 +467,7 @@ def prove_account(cfg: DictConfig, out_dir: str | Path) -> dict:
             "summary": st.summary(), "option_legs": sum(1 for r in acc.positions if r.kind == "option")}
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="zk/cli/prove")
+@hydra_app("zk/cli/prove")
 def main(cfg: DictConfig) -> None:
     out_dir = cfg.out_dir
     if out_dir is None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import margin
+from experiments._cli import hydra_app
 from experiments.bench_report import Row, write_report
 from margin.chain import chain_instruments, flag_greeks, load_deribit_chain, reprice_chain, repricing_summary
 from margin.validation import MarginInputError
@@ -254,8 +254,7 @@ def write(res: dict, cfg, out_dir) -> None:
     md.write_text(md.read_text() + "\n" + format_tables(res))
 
 
-@hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
-            config_name="reprice_chain")
+@hydra_app("reprice_chain")
 def main(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 

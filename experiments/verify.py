@@ -16,7 +16,6 @@ usage error (no statement pinned).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -87,4 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from experiments._cli import run_cli
+
+    run_cli(main)

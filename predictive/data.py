@@ -21,7 +21,9 @@ __all__ = [
     "PRICE_COLUMNS",
     "EMBEDDED_ASSETS",
     "DataValidationError",
+    "check_daily_gaps",
     "embedded_path",
+    "h_day_log_returns",
     "load_ohlcv",
     "load_validated",
     "resolve_path",
@@ -74,11 +76,18 @@ def embedded_path(asset: str, frequency: str = "1d") -> Path:
 
 
 def _read_raw(path: Path) -> tuple[pd.DataFrame, _Source]:
+    """Read a CSV / CSV.gz / Parquet file as raw text cells; any read failure becomes a DataValidationError."""
     if not path.exists():
         raise DataValidationError("file does not exist", file=str(path))
+    if path.is_dir():
+        raise DataValidationError("is a directory, not a data file", file=str(path))
     suffixes = "".join(path.suffixes).lower()
     if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types (ArrowInvalid, OSError...) for bad files
+            raise DataValidationError(f"not a readable Parquet file ({type(exc).__name__}: {exc})",
+                                      file=str(path)) from exc
         if "date" not in frame.columns and frame.index.name == "date":
             frame = frame.reset_index()
         frame = frame.astype({c: object for c in frame.columns if c == "date"})
@@ -86,11 +95,17 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, _Source]:
     if ".csv" in suffixes:
         # Read everything as text so that unparsable cells are reported with their raw value.
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8")
         except pd.errors.ParserError as exc:
             raise DataValidationError(f"not a well-formed CSV: {exc}", file=str(path)) from exc
         except pd.errors.EmptyDataError as exc:
             raise DataValidationError("file is empty", file=str(path)) from exc
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(f"not a UTF-8 text file (byte {exc.object[exc.start:exc.start + 1]!r} at "
+                                      f"offset {exc.start}); is it a binary file renamed .csv?",
+                                      file=str(path)) from exc
+        except (OSError, EOFError) as exc:  # unreadable: permissions, a corrupt .gz
+            raise DataValidationError(f"cannot read the file ({type(exc).__name__}: {exc})", file=str(path)) from exc
         # Blank lines at the end of a file are harmless; blank lines inside it are reported as bad rows.
         blank = frame.apply(lambda col: col.isna() | (col.astype(str).str.strip() == "")).all(axis=1).to_numpy()
         trailing = len(blank) - (np.flatnonzero(~blank)[-1] + 1) if (~blank).any() else len(blank)
@@ -190,22 +205,89 @@ def validate_ohlcv(frame: pd.DataFrame, source: str = "<frame>", first_data_line
     return clean[[*PRICE_COLUMNS, "volume"]]
 
 
-def load_ohlcv(path_or_asset: str | Path, *, start: str | None = None, end: str | None = None) -> pd.DataFrame:
+def load_ohlcv(path_or_asset: str | Path, *, start: str | None = None, end: str | None = None,
+               max_gap_days: int | None = None) -> pd.DataFrame:
     """Load and validate a daily OHLCV file.
 
     Args:
         path_or_asset: ``"BTC"`` or ``"ETH"`` for the embedded data set, or a path to a ``.csv``, ``.csv.gz`` or
             ``.parquet`` file with columns ``date,open,high,low,close,volume``.
         start, end: optional inclusive date bounds (``"2021-01-01"``), applied after validation.
+        max_gap_days: if given, refuse runs of more than this many consecutive missing calendar days (see
+            :func:`check_daily_gaps`); ``0`` = one row for every day. ``None`` (default): gaps are not checked.
 
     Returns:
         DataFrame as described in :func:`validate_ohlcv` (prices in quote currency, e.g. USD).
 
     Raises:
-        DataValidationError: the file is missing or malformed (the message names file, line, column and value).
+        DataValidationError: the file is missing, unreadable or malformed, or has a gap longer than
+            ``max_gap_days`` (the message names file, line, column and value).
         ValueError: an unknown embedded asset name.
     """
-    return load_validated(resolve_path(path_or_asset, "1d"), validate_ohlcv, start=start, end=end)
+    path = resolve_path(path_or_asset, "1d")
+    frame = load_validated(path, validate_ohlcv)
+    if max_gap_days is not None:
+        check_daily_gaps(frame.index, max_gap_days, source=str(path))
+    if start is not None or end is not None:
+        frame = frame.loc[start:end]
+        if frame.empty:
+            raise DataValidationError(f"no rows between start={start} and end={end}", file=str(path))
+    return frame
+
+
+def check_daily_gaps(dates: pd.DatetimeIndex, max_gap_days: int = 0, *, source: str = "<frame>",
+                     first_data_line: int = 2) -> None:
+    """Refuse missing days in a daily series: a run of more than ``max_gap_days`` consecutive missing calendar days.
+
+    Crypto trades every day, so a missing day is a data fault; silently accepted, the move across the gap would
+    be counted as a one-day move.
+
+    Args:
+        dates: strictly increasing daily dates (UTC-naive).
+        max_gap_days: longest accepted run of missing days (0: none accepted).
+        source, first_data_line: for the error message (the line of the row after the gap; CSV numbering).
+
+    Raises:
+        DataValidationError: names the first too-long gap (last date before it, first date after it, its length
+            in missing days), how many such gaps there are, and the setting ``max_gap_days`` that accepts them.
+    """
+    if len(dates) < 2:
+        return
+    days = np.diff(dates.normalize().as_unit("ns").asi8) // 86_400_000_000_000
+    missing = days - 1
+    too_long = np.flatnonzero(missing > max_gap_days)
+    if too_long.size:
+        i = int(too_long[0])
+        raise DataValidationError(
+            f"{int(missing[i])} missing day(s) between {dates[i].date()} and {dates[i + 1].date()} (first of "
+            f"{too_long.size} gap(s) longer than max_gap_days={max_gap_days}; data.max_gap_days="
+            f"{int(missing[too_long].max())} accepts them)",
+            file=source, line=first_data_line + i + 1, column="date", value=str(dates[i + 1].date()))
+
+
+def h_day_log_returns(close: pd.Series, horizon: int) -> pd.Series:
+    """h-day log return by CALENDAR date: ``log(close[t + h days] / close[t])`` for every origin ``t``.
+
+    Where the date ``t + h`` is missing (a gap, or the end of the data) the value is NaN: a return never spans
+    a gap silently, and callers drop and count those origins.
+
+    Args:
+        close: daily closes (float, quote currency), indexed by a UTC-naive ``DatetimeIndex`` of days.
+        horizon: h >= 1, in days.
+
+    Returns:
+        float64 Series of shape ``(len(close),)``, same index as ``close``, named ``log_return_{h}d``.
+
+    Raises:
+        ValueError: ``horizon < 1`` or ``close`` not indexed by dates.
+    """
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1 day, got {horizon!r}")
+    if not isinstance(close.index, pd.DatetimeIndex):
+        raise ValueError(f"close must be indexed by a DatetimeIndex, got {type(close.index).__name__}")
+    later = close.reindex(close.index + pd.Timedelta(days=int(horizon))).to_numpy(np.float64)
+    values = np.log(later / close.to_numpy(np.float64))
+    return pd.Series(values, index=close.index, name=f"log_return_{int(horizon)}d")
 
 
 def resolve_path(path_or_asset: str | Path, frequency: str = "1d") -> Path:

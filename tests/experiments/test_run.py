@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -80,3 +81,66 @@ def test_breaches_agree_with_a_direct_recount(short_run):
         im = z * sigma[t]
         breaches += int(-move > im) + int(move > im)
     assert metrics["reactive"]["BTC"]["breaches"] == breaches
+
+
+def test_backtest_exceptions_are_quoted_not_recomputed(short_run):
+    """Same policy, asset and side: the main report's exception count is the venue backtest's own."""
+    metrics, out = short_run
+    venue = json.loads((out / "backtest" / "metrics.json").read_text())
+    quoted = metrics["backtest"]["exceptions"]
+    report = (out / "report.md").read_text()
+    checked = 0
+    for kind, per_policy in quoted.items():
+        for name, q in per_policy.items():
+            assert venue["policies"][name]["kind"] == kind
+            for asset, sides in q["coverage"].items():
+                for side, c in sides.items():
+                    own = venue["policies"][name]["coverage"][f"{asset}_{side}"]
+                    assert c["exceptions"] == own["exceptions"] and c["n"] == own["n"]
+                    assert f"| {name} ({q['model']}) | {asset} | {side} | {own['n']} | {own['exceptions']} |" in report
+                    checked += 1
+    assert checked == 8  # reactive_ewma and predictive x BTC, ETH x long, short
+    assert "breach" in report and "exceptions" in report and "different measure" in report
+
+
+@pytest.fixture(scope="module")
+def five_day_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_h5")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = compose("config", overrides=[
+            "horizon=5", "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-03-31",
+            "+models.regime_net.max_epochs=2", "~models.garch", "data.use_hourly=false", "data.use_funding=false",
+            "backtest_enabled=false", "proof.enabled=false", "plot=false",
+        ])
+    return main_job.run(cfg, out), out
+
+
+def test_five_day_horizon_end_to_end(five_day_run):
+    """h = 5: RegimeNet is trained for 5-day heads, and the walk-forward counts 5-CALENDAR-day losses.
+
+    The reactive BTC breaches are recounted from prices and the EWMA recursion (5-day variance = 5 x daily)."""
+    from scipy import stats
+
+    from predictive import load_ohlcv
+
+    metrics, out = five_day_run
+    assert metrics["config"]["horizon"] == 5
+    close = load_ohlcv("BTC", start="2018-01-01")["close"]
+    r = np.log(close).diff().dropna()
+    var = r.iloc[:30].pow(2).mean()
+    sigma = {}
+    for t, x in r.items():
+        var = 0.94 * var + 0.06 * x * x
+        sigma[t] = np.sqrt(5 * var)
+    z = stats.norm.ppf(0.99)
+    breaches = 0
+    days = close.loc["2021-01-01":"2021-03-31"].index
+    for t in days:
+        move = close[t + pd.Timedelta(days=5)] / close[t] - 1.0
+        im = z * sigma[t]
+        breaches += int(-move > im) + int(move > im)
+    assert metrics["reactive"]["BTC"]["breaches"] == breaches
+    assert metrics["predictive"]["BTC"]["days"] == len(days)
+    # both IMs are 5-day margins: a 1-day learned IM would be about 1/sqrt(5) = 0.45 x the reactive one
+    ratio = metrics["predictive"]["BTC"]["avg_margin_pct"] / metrics["reactive"]["BTC"]["avg_margin_pct"]
+    assert 0.6 < ratio < 2.0

@@ -110,3 +110,59 @@ def test_parquet_rows_are_numbered(tmp_path):
     frame.to_parquet(path)
     with pytest.raises(DataValidationError, match="line 2, column 'low'"):
         load_ohlcv(path)
+
+
+def test_binary_file_renamed_csv_names_the_file(tmp_path):
+    png = tmp_path / "chart.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(DataValidationError, match="chart.csv.*not a UTF-8 text file") as info:
+        load_ohlcv(png)
+    assert info.value.file == str(png)
+
+
+def test_corrupt_gzip_and_parquet_name_the_file(tmp_path):
+    gz = tmp_path / "prices.csv.gz"
+    gz.write_bytes(b"not gzip at all")
+    with pytest.raises(DataValidationError, match="prices.csv.gz: cannot read"):
+        load_ohlcv(gz)
+    pq = tmp_path / "prices.parquet"
+    pq.write_text("date,open\n")
+    with pytest.raises(DataValidationError, match="prices.parquet: not a readable Parquet file"):
+        load_ohlcv(pq)
+
+
+def daily_rows(dates) -> list[str]:
+    return [f"{d.date()},100,110,90,105,1000" for d in dates]
+
+
+def test_missing_days_are_refused_with_the_first_gap(tmp_path):
+    days = pd.date_range("2021-01-01", "2021-01-31")
+    kept = days.delete(list(range(9, 19)))  # 2021-01-10 .. 2021-01-19 missing: 10 days
+    kept = kept.delete([kept.get_loc(pd.Timestamp("2021-01-25"))])  # a second, shorter gap
+    path = write_csv(tmp_path, daily_rows(kept))
+    with pytest.raises(DataValidationError) as info:
+        load_ohlcv(path, max_gap_days=0)
+    message = str(info.value)
+    assert "10 missing day(s) between 2021-01-09 and 2021-01-20" in message
+    assert "first of 2 gap(s)" in message and "data.max_gap_days=10" in message
+    assert info.value.line == 11  # header + 9 rows, then the row after the gap
+    with pytest.raises(DataValidationError, match="between 2021-01-09 and 2021-01-20"):
+        load_ohlcv(path, max_gap_days=9)
+    assert len(load_ohlcv(path, max_gap_days=10)) == len(kept)
+    assert len(load_ohlcv(path)) == len(kept)  # the library default does not check gaps
+
+
+def test_h_day_log_returns_go_by_calendar_date():
+    from predictive.data import h_day_log_returns
+
+    days = pd.date_range("2021-01-01", periods=10)
+    close = pd.Series(np.exp(np.arange(10.0) * 0.01), index=days).drop(days[5])  # 2021-01-06 missing
+    r = h_day_log_returns(close, 2)
+    assert r.index.equals(close.index)
+    np.testing.assert_allclose(r.loc["2021-01-01"], 0.02)
+    # origins whose t + 2 days is the missing date, or past the end, are NaN: never a 3-day move
+    assert np.isnan(r.loc["2021-01-04"]) and np.isnan(r.loc["2021-01-09"]) and np.isnan(r.loc["2021-01-10"])
+    np.testing.assert_allclose(r.loc["2021-01-05"], 0.02)  # 01-05 -> 01-07 spans the gap by calendar: 2 days
+    assert int(r.isna().sum()) == 3
+    with pytest.raises(ValueError, match="horizon"):
+        h_day_log_returns(close, 0)

@@ -156,3 +156,16 @@ def test_bad_funding_rows_named(tmp_path, row, token):
         load_funding(str(path))
     msg = str(err.value)
     assert str(path) in msg and "line 3" in msg and token in msg
+
+
+def test_unreadable_hourly_and_funding_files_name_the_file(tmp_path):
+    from predictive.data import DataValidationError
+    from predictive.intraday import load_funding, load_hourly
+
+    png = tmp_path / "hours.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)))
+    for loader in (load_hourly, load_funding):
+        with pytest.raises(DataValidationError, match="hours.csv.*not a UTF-8 text file"):
+            loader(png)
+    with pytest.raises(DataValidationError, match="is a directory"):
+        load_hourly(tmp_path)
