@@ -66,10 +66,13 @@ def _full_error() -> bool:
 
 def _user_error_types() -> tuple[type, ...]:
     types: list[type] = [ConfigError]
+    main = sys.modules.get("__main__")
+    main_name = getattr(getattr(main, "__spec__", None), "name", None)  # `python -m experiments.prove`
     for module, name in _USER_ERRORS:
-        if module not in sys.modules:
+        loaded = sys.modules.get(module) or (main if main_name == module else None)
+        if loaded is None:
             continue  # not imported yet, so it cannot have raised: do not pay for importing JAX here
-        error_type = getattr(sys.modules[module], name, None)
+        error_type = getattr(loaded, name, None)
         if isinstance(error_type, type):
             types.append(error_type)
     return tuple(types)

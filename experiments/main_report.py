@@ -118,14 +118,15 @@ def render_report(metrics: dict, cfg: DictConfig, table: str) -> str:
     if "proof" in metrics:
         p, b = metrics["proof"], metrics["book_proof"]
         lines += ["## Zero-knowledge proofs (Bulletproofs on BLS12-381)", "",
-                  f"- equity >= MM for the long 1x {p['account']['asset']} account of {p['account']['date']}: "
-                  f"verified={p['verified']}, {p['bytes']} bytes, prove {p['prove_ms']:.1f} ms, "
+                  f"- the long 1x {p['account']['asset']} account of {p['account']['date']}, proved: "
+                  f"{p.get('proved', 'equity >= MM')}: verified={p['verified']}, {p['bytes']} bytes, prove {p['prove_ms']:.1f} ms, "
                   f"verify {p['verify_ms']:.1f} ms ({p['backend']}).",
                   f"- book account {b['book_account']} covers every one of {b['scenarios']} scenarios "
                   f"({b['instruments']} positions, {b['collateral_assets']} collateral assets): "
                   f"verified={b['verified']}, {b['proof_bytes']} bytes, prove {b['prove_ms']:.1f} ms, "
                   f"verify {b['verify_ms']:.1f} ms. Public bundle: `proof/bundle.json` "
-                  "(check it with `python -m experiments.verify proof/bundle.json`); openings stay in "
+                  "(check it with `python -m experiments.verify proof/bundle.json --statement proof/statement.json`); "
+                  "openings stay in "
                   "`proof/openings.PRIVATE.json`.", ""]
     return "\n".join(lines)
 

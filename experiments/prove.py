@@ -474,11 +474,7 @@ def main(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         out_dir = HydraConfig.get().runtime.output_dir
-    try:
-        m = prove_account(cfg, out_dir)
-    except (zkproofs.ProofError, AccountFileError) as e:  # a user's mistake: one line, exit 2
-        print(f"error: cannot prove: {e}")
-        raise SystemExit(2) from None
+    m = prove_account(cfg, out_dir)  # a user's mistake (ProofError, AccountFileError): one line, exit 2 (hydra_app)
     for w in m["warnings"]:
         print(f"warning: {w}")
     print(f"proved margin sufficiency: {m['collateral_assets']} collateral assets, {m['instruments']} positions "

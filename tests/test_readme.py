@@ -52,7 +52,7 @@ FORECAST = ("train_end=2020-06-30 test_start=2020-07-01 test_end=2020-09-30 refi
 SWEEP_FORECAST = "python -m experiments.forecast -m model=ewma,garch,har,hmm,regime_net seed=0,1"
 SWEEP_BACKTEST = ("python -m experiments.backtest -m policy=reactive,predictive policy.buffer=0,0.25 compare=[] "
                   "hydra/launcher=joblib_local")
-PROVE = "python -m experiments.prove account.path=my_account.csv"
+PROVE = "python -m experiments.prove account.path=my_account.csv context.venue=my-venue"
 
 COMMANDS: dict[str, Spec] = {
     "make run": Spec(MAIN, slow=True),
@@ -70,8 +70,7 @@ COMMANDS: dict[str, Spec] = {
     "python -m experiments.run assets=[SOL] data.daily.SOL=/data/sol_1d.csv data.use_hourly=false "
     "data.use_funding=false train_end=2021-06-30 start=2021-01-01 eval_start=2021-07-01":
         Spec("end=2021-08-31 +models.regime_net.max_epochs=2 book=tiny book.n_accounts=50 proof.enabled=false "
-             "oracle_study.enabled=false plot=false", files={"/data/sol_1d.csv": "sol_1d.csv"},
-             xfail="static policies need a default tier for unknown assets (policy engineer, issue 9)"),
+             "oracle_study.enabled=false plot=false", files={"/data/sol_1d.csv": "sol_1d.csv"}),
     "python -m experiments.forecast model=regime_net horizon=5":
         Spec(FORECAST + " model.max_epochs=2 model.n_ensemble=1", slow=True),
     SWEEP_FORECAST: Spec(FORECAST, slow=True),
@@ -84,8 +83,9 @@ COMMANDS: dict[str, Spec] = {
         Spec(files={"multirun/backtest/<date>/<time>": "glob:multirun/backtest/*/*"}, before=(SWEEP_BACKTEST,),
              slow=True),
     PROVE: Spec(files={"my_account.csv": "account.csv"}),
-    "python -m experiments.verify bundle.json":
-        Spec(files={"bundle.json": "glob:outputs/prove/*/*/bundle.json"}, before=(PROVE,)),
+    "python -m experiments.verify bundle.json --statement statement.json":
+        Spec(files={"bundle.json": "glob:outputs/prove/*/*/bundle.json",
+                    "statement.json": "glob:outputs/prove/*/*/statement.json"}, before=(PROVE,)),
     "python -m experiments.reprice_chain": Spec("n_random_books=100", slow=True),
     "make bench": Spec(slow=True),
 }

@@ -52,7 +52,7 @@ def test_backtest_report_and_public_bundle_written(short_run):
     _, out = short_run
     assert "reactive" in (out / "backtest" / "report.md").read_text()
     bundle = json.loads((out / "proof" / "bundle.json").read_text())
-    assert zkproofs.verify_bundle(bundle)
+    assert zkproofs.verify_bundle(bundle, expected_statement=(out / "proof" / "statement.json").read_bytes())
     openings = json.loads((out / "proof" / "openings.PRIVATE.json").read_text())
     public_text = json.dumps(bundle)
     assert openings["blindings"] and not any(b in public_text for b in openings["blindings"])
