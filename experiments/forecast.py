@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.data import load_features
 
 log = logging.getLogger(__name__)
 
@@ -34,32 +33,61 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _RESERVED = ("name", "seed", "horizon")
 
 
-def model_factory(model_cfg, seed: int, horizon: int, progress: bool = False):
+def model_factory(model_cfg, seed: int, horizon: int, progress=False, holdout=()):
     """A zero-argument factory building a fresh model from its config node (keys besides ``name`` are kwargs).
 
-    ``seed`` and ``horizon`` are passed to models whose constructor takes them (RegimeNet); the registry
-    :func:`predictive.models.make_model` builds the model.
+    ``seed``, ``horizon`` and ``progress`` reach every model whose constructor takes them
+    (:func:`predictive.models.build_model`; a value in the model config is overridden, progress is on if either
+    says so). With ``holdout`` the model is wrapped in :class:`predictive.evaluation.HoldoutModel`.
     """
-    import inspect
-
     from predictive import models as registry
+    from predictive.evaluation import HoldoutModel
 
     mc = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
-    name = mc["name"]
-    kwargs = {k: v for k, v in mc.items() if k not in _RESERVED}
-    params = inspect.signature(registry.model_class(name).__init__).parameters
-    takes_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    extra = {}
-    for key, val in (("seed", seed), ("horizon", horizon), ("progress", progress)):
-        if key in params or (takes_kw and name == "regime_net"):
-            extra[key] = val
-    if "progress" in extra:  # either the top-level switch or the model config turns the bar on
-        extra["progress"] = bool(extra["progress"] or kwargs.pop("progress", False))
 
     def make():
-        return registry.make_model(name, **kwargs, **extra)
+        m = registry.build_model(mc, horizon=horizon, seed=seed, progress=progress)
+        return HoldoutModel(m, holdout) if holdout else m
 
     return make
+
+
+def load_asset_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    """Feature frames per asset; an asset without hourly bars or funding (e.g. BNB, daily bars only) gets the
+    daily-only features (rv = Garman-Klass range variance) with one log line, instead of an error.
+
+    A user file (``data.daily.<A>``, ``data.hourly.<A>``, ``data.funding.<A>``) is always read; otherwise the
+    embedded file of that asset and kind is used when it exists.
+    """
+    from predictive.data import DataValidationError, load_ohlcv
+    from predictive.features import build_features
+    from predictive.intraday import load_funding, load_hourly
+
+    here = Path(__file__).resolve().parents[1] / "predictive" / "data"
+    names = {"daily": "{a}_1d.csv", "hourly": "{a}_1h.csv.gz", "funding": "{a}_funding_8h.csv.gz"}
+
+    def source(kind: str, a: str):
+        user = cfg.data.get(kind, {}).get(a) if cfg.data.get(kind) is not None else None
+        if user:
+            return str(user)
+        emb = here / names[kind].format(a=a.upper())
+        return str(emb) if emb.exists() else None
+
+    out = {}
+    for a in (str(x) for x in cfg.assets):
+        daily_src = source("daily", a)
+        if daily_src is None:
+            raise DataValidationError(f"asset {a!r}: no daily file (embedded assets have predictive/data/"
+                                      f"{a}_1d.csv); give one with +data.daily.{a}=/path/to/{a.lower()}_1d.csv")
+        hourly_src = source("hourly", a) if cfg.data.use_hourly else None
+        funding_src = source("funding", a) if cfg.data.use_funding else None
+        for kind, src, switch in (("hourly", hourly_src, "use_hourly"), ("funding", funding_src, "use_funding")):
+            if cfg.data.get(switch) and src is None:
+                log.info("%s: no %s file; daily-only features (%s)", a, kind,
+                         "rv = Garman-Klass range variance" if kind == "hourly" else "no funding inputs")
+        out[a] = build_features(load_ohlcv(daily_src), load_hourly(hourly_src) if hourly_src else None,
+                                load_funding(funding_src) if funding_src else None)
+    return out
 
 
 def _baseline_cfg(name: str) -> dict:
@@ -74,13 +102,19 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     """
     from predictive.coverage import kupiec_acceptance_band
     from predictive.evaluation import dm_table, loss_table, summarise, walk_forward
+    from predictive.regime_net import resolve_progress
 
     horizon, seed = int(cfg.horizon), int(cfg.seed)
     train_end, test_start = pd.Timestamp(cfg.train_end), pd.Timestamp(cfg.test_start)
     if train_end >= test_start:
         raise ValueError(f"train_end {train_end.date()} must be before test_start {test_start.date()}")
-    features = load_features(cfg)
+    features = load_asset_features(cfg)
     name = str(cfg.model.name)
+    holdout = [str(a) for a in (cfg.get("holdout") or [])] if not isinstance(cfg.get("holdout"), str) \
+        else [str(cfg.holdout)]
+    unknown = [a for a in holdout if a not in features]
+    if unknown:
+        raise ValueError(f"holdout {unknown} is not among assets {list(features)}")
     configs = {name: cfg.model}
     for b in cfg.baselines:
         if str(b) != name:
@@ -89,9 +123,11 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     forecasts, timings = {}, {}
     for m, mc in configs.items():
         t0 = time.perf_counter()
-        forecasts[m] = walk_forward(model_factory(mc, seed, horizon, bool(cfg.progress)), features, horizon,
+        progress = cfg.progress if m == name else False
+        forecasts[m] = walk_forward(model_factory(mc, seed, horizon, progress, holdout if m == name else ()),
+                                    features, horizon,
                                     test_start, cfg.test_end, int(cfg.refit_every), train_end=train_end,
-                                    progress=bool(cfg.progress))
+                                    progress=resolve_progress(cfg.progress))
         timings[m] = time.perf_counter() - t0
         log.info("%s: walk-forward %.1f s", m, timings[m])
 
@@ -115,9 +151,11 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
             best = min(base_q, key=base_q.get)
             rec["best_baseline"] = best
             rec["qlike_vs_best_baseline"] = rec["qlike"] / base_q[best] - 1.0
+        rec["held_out"] = a in holdout
         per_asset[a] = rec
     metrics = {
         "model": name, "seed": seed, "horizon": horizon, "refit_every": int(cfg.refit_every),
+        "holdout": holdout,
         "train_end": str(train_end.date()), "test_start": str(test_start.date()), "test_end": str(cfg.test_end),
         "assets": per_asset,
         "table": summary.to_dict(orient="records"),
@@ -163,10 +201,19 @@ def _md(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     return "\n".join(lines)
 
 
+def _holdout_lines(metrics: dict) -> list[str]:
+    held = list(metrics.get("holdout") or [])
+    if not held:
+        return []
+    trained = ", ".join(a for a in metrics["assets"] if a not in held)
+    return [f"Leave-one-asset-out: {metrics['model']} is trained on {trained} only and evaluated on the held-out "
+            f"{', '.join(held)}; the baselines are fitted on each asset itself.", ""]
+
+
 def render_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str:
     """Markdown report: one row per model and asset, then the Diebold-Mariano table."""
     cols = ["model", "asset", "n", "qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p",
-            "breach_01", "kupiec01_p"]
+            "breach_01", "kupiec01_p", "dlogvar_med", "dlogvar_p99", "share_day_x2"]
     s = summary[[c for c in cols if c in summary]].copy()
     s = s.sort_values(["asset", "qlike"])
     parts = [f"# Volatility forecast evaluation: {metrics['model']}, h = {metrics['horizon']} day(s), "
@@ -174,11 +221,16 @@ def render_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str
              f"Test origins {metrics['test_start']} - 1 day .. {metrics['test_end']} - h; first fit on data to "
              f"{metrics['train_end']}; expanding window, refit every {metrics['refit_every']} days. QLIKE and MSE "
              "against the realised-variance proxy (sum of daily RV over the h days); exceed_99 = share of h-day "
-             "returns above the 99% quantile, breach_01 = below the 1% quantile (Kupiec POF p-values).", "",
+             "returns above the 99% quantile, breach_01 = below the 1% quantile (Kupiec POF p-values). "
+             "Day-to-day variability: dlogvar_med / dlogvar_p99 = median / 99th percentile of "
+             "|ln(var_t / var_t-1)| over consecutive origins, share_day_x2 = share of days on which the forecast "
+             "variance doubles or halves.", "",
+             *_holdout_lines(metrics),
              _md(s), ""]
     for a, rec in metrics["assets"].items():
         band = rec["kupiec_band_99"]
-        line = (f"- {a}: {metrics['model']} exceed_99 = {rec.get('exceed_99', float('nan')):.4f} "
+        tag = " (held out: never in training)" if rec.get("held_out") else ""
+        line = (f"- {a}{tag}: {metrics['model']} exceed_99 = {rec.get('exceed_99', float('nan')):.4f} "
                 f"(Kupiec 95% band {band[0]:.4f} .. {band[1]:.4f})")
         if "qlike_vs_best_baseline" in rec:
             line += (f"; QLIKE vs best baseline ({rec['best_baseline']}): "

@@ -31,6 +31,8 @@ __all__ = [
     "loss_table",
     "summarise",
     "dm_table",
+    "day_to_day_variability",
+    "HoldoutModel",
 ]
 
 
@@ -192,6 +194,24 @@ def loss_table(fc: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def day_to_day_variability(variance: np.ndarray | pd.Series) -> dict[str, float]:
+    """How much a forecast moves from one day to the next: ``d_t = |ln(var_t / var_{t-1})|`` over consecutive
+    origins (``variance``: (T,) float64, forecast variance of the h-day log return, > 0).
+
+    Returns ``{"dlogvar_med", "dlogvar_p99", "dlogvar_max", "share_day_x2"}``: median, 99th percentile and maximum
+    of ``d_t`` and the share of days on which the variance at least doubles or halves (``d_t >= ln 2``). NaN for
+    fewer than 2 origins. Procyclicality context: Murphy, Vasios & Vause (2014).
+    """
+    v = np.asarray(variance, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size < 2:
+        return {"dlogvar_med": float("nan"), "dlogvar_p99": float("nan"), "dlogvar_max": float("nan"),
+                "share_day_x2": float("nan")}
+    d = np.abs(np.diff(np.log(v)))
+    return {"dlogvar_med": float(np.median(d)), "dlogvar_p99": float(np.quantile(d, 0.99)),
+            "dlogvar_max": float(d.max()), "share_day_x2": float(np.mean(d >= np.log(2.0)))}
+
+
 def summarise(forecasts: Mapping[str, pd.DataFrame], horizon: int) -> pd.DataFrame:
     """Per-asset summary: mean losses, exceedance rates of the 1% / 99% quantiles with Kupiec POF p-values.
 
@@ -208,6 +228,7 @@ def summarise(forecasts: Mapping[str, pd.DataFrame], horizon: int) -> pd.DataFra
         f = fc.loc[lt.index]
         row = {"asset": a, "horizon": horizon, "n": len(lt)}
         row.update({c: float(lt[c].mean()) for c in lt.columns})
+        row.update(day_to_day_variability(fc["variance"].to_numpy()))
         if "q_0.99" in f:
             exc = (f["y"] > f["q_0.99"]).to_numpy()
             k = kupiec_pof(exc, coverage=0.99)
@@ -242,3 +263,30 @@ def dm_table(losses: Mapping[str, Mapping[str, pd.DataFrame]], models: Sequence[
                 rows.append({"asset": a, "model": m, "baseline": b, "loss": loss, "mean_diff": r.mean_diff,
                              "dm_stat": r.statistic, "pvalue": r.pvalue, "n": r.n})
     return pd.DataFrame(rows)
+
+
+class HoldoutModel:
+    """Leave-one-asset-out wrapper: fits the wrapped POOLED model on every asset except ``holdout`` and forecasts
+    all assets, so that :func:`walk_forward` scores the held-out asset out of sample in time AND in asset.
+
+    Args:
+        model: a fresh pooled model (e.g. ``RegimeNet``) that can forecast an asset it was not fitted on.
+        holdout: asset names left out of every fit.
+
+    Raises (from fit): ``ValueError`` when no training asset is left.
+    """
+
+    def __init__(self, model, holdout: Sequence[str]):
+        self.model = model
+        self.holdout = tuple(str(a) for a in holdout)
+        self.name = getattr(model, "name", "model")
+
+    def fit(self, features: Mapping[str, pd.DataFrame]) -> "HoldoutModel":
+        train = {a: f for a, f in features.items() if a not in self.holdout}
+        if not train:
+            raise ValueError(f"holdout {list(self.holdout)} leaves no asset to train on (assets: {list(features)})")
+        self.model.fit(train)
+        return self
+
+    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int):
+        return self.model.forecast(features, horizon)
