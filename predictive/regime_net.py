@@ -31,7 +31,8 @@ Inputs (per asset frame from :func:`predictive.features.build_features`; log-ret
     ``log_return / sqrt(L_t)``, ``log(rv / L_t)``, ``log(garman_klass / L_t)``, ``log(rv_7 / L_t)``,
     ``log(L_t / M_t)`` and a flag "rv came from hourly bars" (``rv_source``) (``DEFAULT_INPUTS`` leaves out the
     range variance and the flag; ``inputs`` chooses), where ``L_t`` is the trailing 30-day
-    mean of rv (``rv_30``; an expanding mean while the window fills) and ``M_t`` the trailing 365-day mean.
+    mean of rv (``rv_30``; an expanding mean while the window fills) and ``M_t`` the trailing 365-day mean;
+    optionally ``log(EWMA_t / L_t)`` with the RiskMetrics (lambda = 0.94) average of squared returns.
     Only ``log_return``, ``rv`` and ``rv_7`` are required: an asset with daily bars only (rv = Garman-Klass range
     variance, no hourly flag, no funding) goes through the same path. Funding (``funding_sum``, ``funding_abs``)
     is added when ``use_funding`` and present (NaN -> the training mean). Each input at row t uses rows <= t.
@@ -89,7 +90,8 @@ log = logging.getLogger(__name__)
 _EPS = 1e-12
 _FUNDING: tuple[str, ...] = ("funding_sum", "funding_abs")
 #: names of the scale-free inputs (see module docstring), in column order
-INPUTS: tuple[str, ...] = ("ret_z", "log_rv_rel", "log_gk_rel", "log_rv7_rel", "log_level_rel", "hourly")
+INPUTS: tuple[str, ...] = ("ret_z", "log_rv_rel", "log_gk_rel", "log_rv7_rel", "log_level_rel", "hourly",
+                           "log_ewma_rel")
 #: default inputs: without the range-variance and hourly-flag inputs, whose relation to rv changes when an asset's
 #: rv switches from range-based to hourly (2018 for BTC / ETH); with them the net's bias drifted on the validation
 #: year 2020 (train to 2019-12-31), see conf/model/regime_net.yaml
@@ -181,8 +183,9 @@ def scale_free_inputs(f: pd.DataFrame, use_funding: bool = False, inputs=INPUTS)
     gk = np.where(np.isfinite(gk) & (gk > 0), gk, rv)
     hourly = (f["rv_source"].astype(str).str.startswith("hourly").to_numpy(np.float64)
               if "rv_source" in f.columns else np.zeros(len(f)))
+    ewma = pd.Series(r ** 2).ewm(alpha=0.06, adjust=False).mean().to_numpy()  # RiskMetrics lambda = 0.94
     cols = [r / np.sqrt(lvl), np.log(rv / lvl + _EPS), np.log(gk / lvl + _EPS), np.log(rv7 / lvl),
-            np.log(lvl / long), hourly]
+            np.log(lvl / long), hourly, np.log(ewma / lvl + _EPS)]
     keep = [INPUTS.index(n) for n in inputs]
     cols, names = [cols[i] for i in keep], [INPUTS[i] for i in keep]
     if use_funding:
