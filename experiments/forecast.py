@@ -8,10 +8,17 @@ For ``model=<name>`` (conf/model/<name>.yaml) and the baselines in ``cfg.baselin
    (:func:`predictive.evaluation.walk_forward`; the first fit uses rows ``<= train_end``);
 3. score the h-day forecasts: QLIKE and MSE against the realised-variance proxy (Patton 2011), pinball loss at
    1% and 99%, exceedance rates of the 1% / 99% quantiles with Kupiec POF p-values and the Kupiec 95% band,
-   Diebold-Mariano (HLN-corrected) of the model against each baseline;
+   Diebold-Mariano (HLN-corrected) of the model against each baseline, and how much each forecast moves from day
+   to day (median and 99th percentile of ``|ln(var_t / var_{t-1})|``, :func:`predictive.evaluation.day_to_day_variability`);
 4. write ``metrics.json``, ``report.md`` (Markdown tables) and ``forecast_<model>_h<h>.png`` into the Hydra run
    directory and print the report.
 
+Leave-one-asset-out (``holdout=BNB`` with ``assets=[BTC,ETH,BNB]``): the model (a pooled one, ``regime_net``) is
+fitted on the other assets only (:class:`predictive.evaluation.HoldoutModel`) and scored on the held-out asset,
+against baselines fitted on that asset itself. An asset without hourly bars or funding files (BNB) gets the
+daily-only features (rv = Garman-Klass range variance), with one log line.
+
+``seed``, ``horizon`` and ``progress`` reach every model that takes them (:func:`predictive.models.build_model`).
 ``evaluate(cfg, output_dir)`` is the testable function; ``main`` wraps it.
 """
 from __future__ import annotations

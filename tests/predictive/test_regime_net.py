@@ -148,8 +148,11 @@ def test_auxiliary_heads_and_bounded_regime_variances(feats):
         RegimeNet(aux_horizons=[0])
 
 
-def test_direct_heads_for_each_horizon(feats):
-    m = RegimeNet(horizon=1, horizons=[1, 3], seed=0, **TINY).fit(feats)
+def test_direct_heads_and_unseen_asset_fallback_to_har(feats):
+    """Heads trained directly for h = 1 and 3; an asset outside the training set uses the unknown-asset embedding
+    and is pulled towards the pooled HAR anchor by exactly unseen_shrink (in log variance)."""
+    import dataclasses
+    m = RegimeNet(horizon=1, horizons=[1, 3], seed=0, unseen_shrink=0.0, **TINY).fit({"BTC": feats["BTC"]})
     assert m.heads == (1, 3) and m.members_[0].n_heads == 2
     v1, v3 = m.forecast(feats, 1)["BTC"], m.forecast(feats, 3)["BTC"]
     assert v3.horizon == 3 and np.all(np.isfinite(v3.variance))
@@ -157,6 +160,16 @@ def test_direct_heads_for_each_horizon(feats):
     assert np.median(v3.variance / v1.variance) > 1.5
     with pytest.raises(ValueError, match=r"trained for horizons \[1, 3\].*horizon=2"):
         m.forecast(feats, 2)
+    eth = {"ETH": feats["ETH"]}
+    for h in (1, 3):
+        m.config = dataclasses.replace(m.config, unseen_shrink=0.0)
+        raw = m.forecast(eth, h)["ETH"].variance
+        anc = m._anchor(feats["ETH"], h)
+        m.config = dataclasses.replace(m.config, unseen_shrink=1.0)
+        np.testing.assert_allclose(np.log(m.forecast(eth, h)["ETH"].variance), anc, rtol=0, atol=1e-10)
+        m.config = dataclasses.replace(m.config, unseen_shrink=0.5)
+        half = np.log(m.forecast(eth, h)["ETH"].variance)
+        np.testing.assert_allclose(half - anc, 0.5 * (np.log(raw) - anc), rtol=0, atol=1e-10)
 
 
 def test_pooled_har_anchor_matches_a_plain_loop(feats):
@@ -176,19 +189,6 @@ def test_pooled_har_anchor_matches_a_plain_loop(feats):
     a = np.exp(har_anchor(f, h, coef))[40]
     expect = h * (coef[0] * f["rv_30"].iloc[40] + coef[1] * f["rv"].iloc[40] + coef[2] * f["rv_7"].iloc[40])
     assert a == pytest.approx(max(expect, 0.1 * h * f["rv_30"].iloc[40]), rel=1e-12)
-
-
-def test_unseen_asset_uses_unknown_embedding_and_falls_back_to_har(feats):
-    import dataclasses
-    m = RegimeNet(horizon=1, seed=0, embed_dropout=0.3, unseen_shrink=0.0, **TINY).fit({"BTC": feats["BTC"]})
-    eth = {"ETH": feats["ETH"]}
-    raw = m.forecast(eth, 1)["ETH"].variance
-    anc = m._anchor(feats["ETH"], 1)
-    m.config = dataclasses.replace(m.config, unseen_shrink=1.0)
-    np.testing.assert_allclose(np.log(m.forecast(eth, 1)["ETH"].variance), anc, rtol=0, atol=1e-10)
-    m.config = dataclasses.replace(m.config, unseen_shrink=0.5)
-    half = np.log(m.forecast(eth, 1)["ETH"].variance)
-    np.testing.assert_allclose(half - anc, 0.5 * (np.log(raw) - anc), rtol=0, atol=1e-10)
 
 
 def test_daily_only_assets_pool_with_hourly_ones():
