@@ -159,14 +159,14 @@ def _num(f: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def _level(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rv, rv_7, L) per row with causal fill: rv forward-filled, rv_7 / rv_30 -> expanding mean while filling."""
+    """(rv, rv_7, L) per row, causal: rv forward-filled, rv_7 / rv_30 -> expanding mean of rv while the window fills."""
     rv = pd.Series(_num(f, "rv")).ffill()
     early = rv.expanding(min_periods=1).mean()
     rv7 = pd.Series(_num(f, "rv_7")).where(lambda s: np.isfinite(s), early)
     rv30 = pd.Series(_num(f, "rv_30")) if "rv_30" in f.columns else rv.rolling(30, min_periods=30).mean()
     rv30 = rv30.where(np.isfinite(rv30), early)
-    fill = float(np.nanmedian(rv.to_numpy())) if np.isfinite(rv.to_numpy()).any() else 1e-4
-    out = [np.maximum(np.nan_to_num(s.to_numpy(), nan=fill), 1e-10) for s in (rv, rv7, rv30)]
+    # rows before the first finite rv have no information: a fixed 1e-4 (1% daily vol), never a later value
+    out = [np.maximum(np.nan_to_num(s.to_numpy(), nan=1e-4), 1e-10) for s in (rv, rv7, rv30)]
     return out[0], out[1], out[2]
 
 
@@ -312,7 +312,7 @@ class RegimeNet(VolatilityModel):
                 raise ValueError(f"RegimeNet: invalid inputs={list(kwargs['inputs'])}; choose from {list(INPUTS)}")
         for key in ("aux_horizons", "horizons"):
             if kwargs.get(key) is not None:
-                kwargs[key] = tuple(validate_horizon(int(x)) if int(x) >= 1 else int(x) for x in kwargs[key])
+                kwargs[key] = tuple(int(x) for x in kwargs[key])  # range checked below (names the field)
             elif key in kwargs:
                 kwargs[key] = ()
         self.config = cfg = RegimeNetConfig(**kwargs)
