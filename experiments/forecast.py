@@ -60,41 +60,12 @@ def model_factory(model_cfg, seed: int, horizon: int, progress=False, holdout=()
 
 
 def load_asset_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """Feature frames per asset; an asset without hourly bars or funding (e.g. BNB, daily bars only) gets the
-    daily-only features (rv = Garman-Klass range variance) with one log line, instead of an error.
+    """:func:`predictive.evaluation.load_asset_features` with the app's ``assets`` and ``data`` settings."""
+    from predictive.evaluation import load_asset_features as load
 
-    A user file (``data.daily.<A>``, ``data.hourly.<A>``, ``data.funding.<A>``) is always read; otherwise the
-    embedded file of that asset and kind is used when it exists.
-    """
-    from predictive.data import DataValidationError, load_ohlcv
-    from predictive.features import build_features
-    from predictive.intraday import load_funding, load_hourly
-
-    here = Path(__file__).resolve().parents[1] / "predictive" / "data"
-    names = {"daily": "{a}_1d.csv", "hourly": "{a}_1h.csv.gz", "funding": "{a}_funding_8h.csv.gz"}
-
-    def source(kind: str, a: str):
-        user = cfg.data.get(kind, {}).get(a) if cfg.data.get(kind) is not None else None
-        if user:
-            return str(user)
-        emb = here / names[kind].format(a=a.upper())
-        return str(emb) if emb.exists() else None
-
-    out = {}
-    for a in (str(x) for x in cfg.assets):
-        daily_src = source("daily", a)
-        if daily_src is None:
-            raise DataValidationError(f"asset {a!r}: no daily file (embedded assets have predictive/data/"
-                                      f"{a}_1d.csv); give one with +data.daily.{a}=/path/to/{a.lower()}_1d.csv")
-        hourly_src = source("hourly", a) if cfg.data.use_hourly else None
-        funding_src = source("funding", a) if cfg.data.use_funding else None
-        for kind, src, switch in (("hourly", hourly_src, "use_hourly"), ("funding", funding_src, "use_funding")):
-            if cfg.data.get(switch) and src is None:
-                log.info("%s: no %s file; daily-only features (%s)", a, kind,
-                         "rv = Garman-Klass range variance" if kind == "hourly" else "no funding inputs")
-        out[a] = build_features(load_ohlcv(daily_src), load_hourly(hourly_src) if hourly_src else None,
-                                load_funding(funding_src) if funding_src else None)
-    return out
+    d = cfg.data
+    return load([str(a) for a in cfg.assets], daily=dict(d.get("daily") or {}), hourly=dict(d.get("hourly") or {}),
+                funding=dict(d.get("funding") or {}), use_hourly=bool(d.use_hourly), use_funding=bool(d.use_funding))
 
 
 def _baseline_cfg(name: str) -> dict:
@@ -108,7 +79,7 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     Writes metrics.json, report.md and the plot into ``output_dir`` when it is given.
     """
     from predictive.coverage import kupiec_acceptance_band
-    from predictive.evaluation import dm_table, loss_table, summarise, walk_forward
+    from predictive.evaluation import dm_table, loss_table, render_forecast_report, summarise, walk_forward
     from predictive.regime_net import resolve_progress
 
     horizon, seed = int(cfg.horizon), int(cfg.seed)
@@ -172,7 +143,7 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         "configs": {m: (OmegaConf.to_container(mc, resolve=True) if isinstance(mc, DictConfig) else dict(mc))
                     for m, mc in configs.items()},
     }
-    report = render_report(metrics, summary, dm)
+    report = render_forecast_report(metrics, summary, dm)
     if output_dir is not None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -197,56 +168,6 @@ def _json_default(o):
     if isinstance(o, (pd.Timestamp,)):
         return str(o)
     return str(o)
-
-
-def _md(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
-                                       for v in r) + " |")
-    return "\n".join(lines)
-
-
-def _holdout_lines(metrics: dict) -> list[str]:
-    held = list(metrics.get("holdout") or [])
-    if not held:
-        return []
-    trained = ", ".join(a for a in metrics["assets"] if a not in held)
-    return [f"Leave-one-asset-out: {metrics['model']} is trained on {trained} only and evaluated on the held-out "
-            f"{', '.join(held)}; the baselines are fitted on each asset itself.", ""]
-
-
-def render_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str:
-    """Markdown report: one row per model and asset, then the Diebold-Mariano table."""
-    cols = ["model", "asset", "n", "qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p",
-            "breach_01", "kupiec01_p", "dlogvar_med", "dlogvar_p99", "share_day_x2"]
-    s = summary[[c for c in cols if c in summary]].copy()
-    s = s.sort_values(["asset", "qlike"])
-    parts = [f"# Volatility forecast evaluation: {metrics['model']}, h = {metrics['horizon']} day(s), "
-             f"seed {metrics['seed']}", "",
-             f"Test origins {metrics['test_start']} - 1 day .. {metrics['test_end']} - h; first fit on data to "
-             f"{metrics['train_end']}; expanding window, refit every {metrics['refit_every']} days. QLIKE and MSE "
-             "against the realised-variance proxy (sum of daily RV over the h days); exceed_99 = share of h-day "
-             "returns above the 99% quantile, breach_01 = below the 1% quantile (Kupiec POF p-values). "
-             "Day-to-day variability: dlogvar_med / dlogvar_p99 = median / 99th percentile of "
-             "|ln(var_t / var_t-1)| over consecutive origins, share_day_x2 = share of days on which the forecast "
-             "variance doubles or halves.", "",
-             *_holdout_lines(metrics),
-             _md(s), ""]
-    for a, rec in metrics["assets"].items():
-        band = rec["kupiec_band_99"]
-        tag = " (held out: never in training)" if rec.get("held_out") else ""
-        line = (f"- {a}{tag}: {metrics['model']} exceed_99 = {rec.get('exceed_99', float('nan')):.4f} "
-                f"(Kupiec 95% band {band[0]:.4f} .. {band[1]:.4f})")
-        if "qlike_vs_best_baseline" in rec:
-            line += (f"; QLIKE vs best baseline ({rec['best_baseline']}): "
-                     f"{100 * rec['qlike_vs_best_baseline']:+.1f}%")
-        parts.append(line)
-    if len(dm):
-        parts += ["", "Diebold-Mariano (HLN-corrected, Newey-West h-1 lags; negative = model better):", "",
-                  _md(dm)]
-    return "\n".join(parts) + "\n"
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="forecast")
