@@ -20,7 +20,8 @@ from experiments.data import iter_run_metrics
 
 __all__ = ["collect", "aggregate", "main"]
 
-_COLS = ["qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p", "breach_01", "kupiec01_p"]
+_COLS = ["qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p", "breach_01", "kupiec01_p",
+         "dlogvar_med", "dlogvar_p99"]
 
 
 def collect(root: str | Path) -> pd.DataFrame:
@@ -28,7 +29,9 @@ def collect(root: str | Path) -> pd.DataFrame:
 
     Columns: run (directory relative to root), model, config_id (hash of that model's config, so that two
     configurations of one model are not averaged together; "default" when a run did not record it), seed,
-    horizon, refit_every, test_start, test_end, asset, role ("model" for the run's model, "baseline" for a baseline evaluated in the same run), n and the losses.
+    horizon, refit_every, test_start, test_end, asset, role ("model" for the run's model, "baseline" for a baseline
+    evaluated in the same run), n, held_out (the run's model never trained on this asset: leave-one-asset-out), the
+    losses and the day-to-day variability (dlogvar_med, dlogvar_p99).
 
     Raises:
         FileNotFoundError: no metrics.json below ``root``.
@@ -46,7 +49,8 @@ def collect(root: str | Path) -> pd.DataFrame:
                    "seed": m["seed"],
                    "horizon": m["horizon"], "refit_every": m.get("refit_every"), "test_start": m["test_start"],
                    "test_end": m["test_end"], "asset": rec["asset"],
-                   "role": "model" if own else "baseline", "n": rec["n"]}
+                   "role": "model" if own else "baseline", "n": rec["n"],
+                   "held_out": bool(own and rec["asset"] in (m.get("holdout") or []))}
             row.update({c: rec.get(c) for c in _COLS})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -58,7 +62,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     A baseline that is also evaluated as a run's own model is counted once per seed-run; deterministic baselines
     evaluated inside many runs are de-duplicated by (model, horizon, period, asset, seed).
     """
-    keys = ["model", "config_id", "horizon", "refit_every", "test_start", "test_end", "asset"]
+    keys = ["model", "config_id", "horizon", "refit_every", "test_start", "test_end", "asset", "held_out"]
     d = df.sort_values("role", ascending=False).drop_duplicates(keys + ["seed"])  # "model" rows win
     g = d.groupby(keys)
     out = g[_COLS].mean()

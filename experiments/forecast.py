@@ -8,10 +8,17 @@ For ``model=<name>`` (conf/model/<name>.yaml) and the baselines in ``cfg.baselin
    (:func:`predictive.evaluation.walk_forward`; the first fit uses rows ``<= train_end``);
 3. score the h-day forecasts: QLIKE and MSE against the realised-variance proxy (Patton 2011), pinball loss at
    1% and 99%, exceedance rates of the 1% / 99% quantiles with Kupiec POF p-values and the Kupiec 95% band,
-   Diebold-Mariano (HLN-corrected) of the model against each baseline;
+   Diebold-Mariano (HLN-corrected) of the model against each baseline, and how much each forecast moves from day
+   to day (median and 99th percentile of ``|ln(var_t / var_{t-1})|``, :func:`predictive.evaluation.day_to_day_variability`);
 4. write ``metrics.json``, ``report.md`` (Markdown tables) and ``forecast_<model>_h<h>.png`` into the Hydra run
    directory and print the report.
 
+Leave-one-asset-out (``holdout=BNB`` with ``assets=[BTC,ETH,BNB]``): the model (a pooled one, ``regime_net``) is
+fitted on the other assets only (:class:`predictive.evaluation.HoldoutModel`) and scored on the held-out asset,
+against baselines fitted on that asset itself. An asset without hourly bars or funding files (BNB) gets the
+daily-only features (rv = Garman-Klass range variance), with one log line.
+
+``seed``, ``horizon`` and ``progress`` reach every model that takes them (:func:`predictive.models.build_model`).
 ``evaluate(cfg, output_dir)`` is the testable function; ``main`` wraps it.
 """
 from __future__ import annotations
@@ -21,13 +28,13 @@ import logging
 import time
 from pathlib import Path
 
-from experiments._cli import hydra_app
-from experiments.schema import FORECAST
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.data import load_features
+from experiments._cli import hydra_app
+from experiments.schema import FORECAST
+
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +42,32 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _RESERVED = ("name", "seed", "horizon")
 
 
-def model_factory(model_cfg, seed: int, horizon: int, progress: bool = False):
+def model_factory(model_cfg, seed: int, horizon: int, progress=False, holdout=()):
     """A zero-argument factory building a fresh model from its config node (keys besides ``name`` are kwargs).
 
-    ``seed`` and ``horizon`` are passed to models whose constructor takes them (RegimeNet); the registry
-    :func:`predictive.models.make_model` builds the model.
+    ``seed``, ``horizon`` and ``progress`` reach every model whose constructor takes them
+    (:func:`predictive.models.build_model`; a value in the model config is overridden, progress is on if either
+    says so). With ``holdout`` the model is wrapped in :class:`predictive.evaluation.HoldoutModel`.
     """
-    import inspect
-
     from predictive import models as registry
+    from predictive.evaluation import HoldoutModel
 
     mc = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
-    name = mc["name"]
-    kwargs = {k: v for k, v in mc.items() if k not in _RESERVED}
-    params = inspect.signature(registry.model_class(name).__init__).parameters
-    takes_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    extra = {}
-    for key, val in (("seed", seed), ("horizon", horizon), ("progress", progress)):
-        if key in params or (takes_kw and name == "regime_net"):
-            extra[key] = val
-    if "progress" in extra:  # either the top-level switch or the model config turns the bar on
-        extra["progress"] = bool(extra["progress"] or kwargs.pop("progress", False))
 
     def make():
-        return registry.make_model(name, **kwargs, **extra)
+        m = registry.build_model(mc, horizon=horizon, seed=seed, progress=progress)
+        return HoldoutModel(m, holdout) if holdout else m
 
     return make
+
+
+def load_asset_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    """:func:`predictive.evaluation.load_asset_features` with the app's ``assets`` and ``data`` settings."""
+    from predictive.evaluation import load_asset_features as load
+
+    d = cfg.data
+    return load([str(a) for a in cfg.assets], daily=dict(d.get("daily") or {}), hourly=dict(d.get("hourly") or {}),
+                funding=dict(d.get("funding") or {}), use_hourly=bool(d.use_hourly), use_funding=bool(d.use_funding))
 
 
 def _baseline_cfg(name: str) -> dict:
@@ -74,14 +81,20 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     Writes metrics.json, report.md and the plot into ``output_dir`` when it is given.
     """
     from predictive.coverage import kupiec_acceptance_band
-    from predictive.evaluation import dm_table, loss_table, summarise, walk_forward
+    from predictive.evaluation import dm_table, loss_table, render_forecast_report, summarise, walk_forward
+    from predictive.regime_net import resolve_progress
 
     horizon, seed = int(cfg.horizon), int(cfg.seed)
     train_end, test_start = pd.Timestamp(cfg.train_end), pd.Timestamp(cfg.test_start)
     if train_end >= test_start:
         raise ValueError(f"train_end {train_end.date()} must be before test_start {test_start.date()}")
-    features = load_features(cfg)
+    features = load_asset_features(cfg)
     name = str(cfg.model.name)
+    holdout = [str(a) for a in (cfg.get("holdout") or [])] if not isinstance(cfg.get("holdout"), str) \
+        else [str(cfg.holdout)]
+    unknown = [a for a in holdout if a not in features]
+    if unknown:
+        raise ValueError(f"holdout {unknown} is not among assets {list(features)}")
     configs = {name: cfg.model}
     for b in cfg.baselines:
         if str(b) != name:
@@ -90,9 +103,11 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     forecasts, timings = {}, {}
     for m, mc in configs.items():
         t0 = time.perf_counter()
-        forecasts[m] = walk_forward(model_factory(mc, seed, horizon, bool(cfg.progress)), features, horizon,
+        progress = cfg.progress if m == name else False
+        forecasts[m] = walk_forward(model_factory(mc, seed, horizon, progress, holdout if m == name else ()),
+                                    features, horizon,
                                     test_start, cfg.test_end, int(cfg.refit_every), train_end=train_end,
-                                    progress=bool(cfg.progress))
+                                    progress=resolve_progress(cfg.progress))
         timings[m] = time.perf_counter() - t0
         log.info("%s: walk-forward %.1f s", m, timings[m])
 
@@ -116,9 +131,11 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
             best = min(base_q, key=base_q.get)
             rec["best_baseline"] = best
             rec["qlike_vs_best_baseline"] = rec["qlike"] / base_q[best] - 1.0
+        rec["held_out"] = a in holdout
         per_asset[a] = rec
     metrics = {
         "model": name, "seed": seed, "horizon": horizon, "refit_every": int(cfg.refit_every),
+        "holdout": holdout,
         "train_end": str(train_end.date()), "test_start": str(test_start.date()), "test_end": str(cfg.test_end),
         "assets": per_asset,
         "table": summary.to_dict(orient="records"),
@@ -128,7 +145,7 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         "configs": {m: (OmegaConf.to_container(mc, resolve=True) if isinstance(mc, DictConfig) else dict(mc))
                     for m, mc in configs.items()},
     }
-    report = render_report(metrics, summary, dm)
+    report = render_forecast_report(metrics, summary, dm)
     if output_dir is not None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -153,42 +170,6 @@ def _json_default(o):
     if isinstance(o, (pd.Timestamp,)):
         return str(o)
     return str(o)
-
-
-def _md(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
-                                       for v in r) + " |")
-    return "\n".join(lines)
-
-
-def render_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str:
-    """Markdown report: one row per model and asset, then the Diebold-Mariano table."""
-    cols = ["model", "asset", "n", "qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p",
-            "breach_01", "kupiec01_p"]
-    s = summary[[c for c in cols if c in summary]].copy()
-    s = s.sort_values(["asset", "qlike"])
-    parts = [f"# Volatility forecast evaluation: {metrics['model']}, h = {metrics['horizon']} day(s), "
-             f"seed {metrics['seed']}", "",
-             f"Test origins {metrics['test_start']} - 1 day .. {metrics['test_end']} - h; first fit on data to "
-             f"{metrics['train_end']}; expanding window, refit every {metrics['refit_every']} days. QLIKE and MSE "
-             "against the realised-variance proxy (sum of daily RV over the h days); exceed_99 = share of h-day "
-             "returns above the 99% quantile, breach_01 = below the 1% quantile (Kupiec POF p-values).", "",
-             _md(s), ""]
-    for a, rec in metrics["assets"].items():
-        band = rec["kupiec_band_99"]
-        line = (f"- {a}: {metrics['model']} exceed_99 = {rec.get('exceed_99', float('nan')):.4f} "
-                f"(Kupiec 95% band {band[0]:.4f} .. {band[1]:.4f})")
-        if "qlike_vs_best_baseline" in rec:
-            line += (f"; QLIKE vs best baseline ({rec['best_baseline']}): "
-                     f"{100 * rec['qlike_vs_best_baseline']:+.1f}%")
-        parts.append(line)
-    if len(dm):
-        parts += ["", "Diebold-Mariano (HLN-corrected, Newey-West h-1 lags; negative = model better):", "",
-                  _md(dm)]
-    return "\n".join(parts) + "\n"
 
 
 @hydra_app("forecast", schema=FORECAST)

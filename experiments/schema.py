@@ -7,6 +7,7 @@ reported in well under 5 s.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,13 @@ def asset_files(cfg: DictConfig) -> dict[str, dict[str, Path]]:
                 if asset.upper() not in EMBEDDED_ASSETS:
                     off = f", or turn {kind} data off with {_SWITCH[kind]}" if kind in _SWITCH else ""
                     raise ConfigError(key, f"asset {asset} has no {kind} file: set {key}=/path/to/file{off}")
-                out[asset][kind] = embedded_path(asset, _FREQUENCY[kind])
+                embedded = embedded_path(asset, _FREQUENCY[kind])
+                if kind != "daily" and not embedded.is_file():  # an embedded daily-only asset (BNB)
+                    logging.getLogger(__name__).warning(
+                        "%s: no embedded %s file; daily-only features for %s (set %s=/path/to/file to add one)",
+                        asset, kind, asset, key)
+                    continue
+                out[asset][kind] = embedded
                 continue
             path = Path(str(given)).expanduser()
             if not path.exists() and str(given).upper() in EMBEDDED_ASSETS:  # another embedded asset's file
@@ -191,7 +198,7 @@ def min_training_rows(model: dict, horizon: int, n_assets: int) -> tuple[int, st
     if name == "regime_net":
         lookback, batch = int(model.get("lookback", 30)), int(model.get("batch_size", 256))
         val_frac = float(model.get("val_frac", 0.15))
-        heads = max([h, *[int(x) for x in model.get("aux_horizons", []) or []]])
+        heads = max([h, *[int(x) for key in ("horizons", "aux_horizons") for x in (model.get(key) or [])]])
         samples = math.ceil(batch / (1.0 - val_frac) / max(n_assets, 1))
         need = max(lookback + heads + 50, 30 + lookback + samples + 2 * heads)
         return need, (f"lookback {lookback} + 30 warm-up + {samples} samples per asset for batch_size {batch} "

@@ -23,7 +23,7 @@ from predictive.ewma import EWMA  # noqa: E402
 from predictive.garch import GARCH11, garch_loglikelihood  # noqa: E402
 from predictive.har import HARRV  # noqa: E402
 from predictive.hmm import GaussianHMM, hmm_loglikelihood  # noqa: E402
-from predictive.models import MODEL_NAMES, make_model, model_class  # noqa: E402
+from predictive.models import MODEL_NAMES, build_model, make_model, model_class  # noqa: E402
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -44,6 +44,7 @@ __all__ = [
     "hmm_loglikelihood",
     "load_funding",
     "load_hourly",
+    "build_model",
     "make_model",
     "mixture_quantiles",
     "model_class",

@@ -32,7 +32,7 @@ __all__ = [
 
 OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-EMBEDDED_ASSETS = ("BTC", "ETH")
+EMBEDDED_ASSETS = ("BTC", "ETH", "BNB")  # BNB: daily bars only (no hourly or funding file embedded)
 
 
 class DataValidationError(ValueError):

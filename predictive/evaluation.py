@@ -31,6 +31,10 @@ __all__ = [
     "loss_table",
     "summarise",
     "dm_table",
+    "day_to_day_variability",
+    "HoldoutModel",
+    "load_asset_features",
+    "render_forecast_report",
 ]
 
 
@@ -192,6 +196,24 @@ def loss_table(fc: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def day_to_day_variability(variance: np.ndarray | pd.Series) -> dict[str, float]:
+    """How much a forecast moves from one day to the next: ``d_t = |ln(var_t / var_{t-1})|`` over consecutive
+    origins (``variance``: (T,) float64, forecast variance of the h-day log return, > 0).
+
+    Returns ``{"dlogvar_med", "dlogvar_p99", "dlogvar_max", "share_day_x2"}``: median, 99th percentile and maximum
+    of ``d_t`` and the share of days on which the variance at least doubles or halves (``d_t >= ln 2``). NaN for
+    fewer than 2 origins. Procyclicality context: Murphy, Vasios & Vause (2014).
+    """
+    v = np.asarray(variance, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size < 2:
+        return {"dlogvar_med": float("nan"), "dlogvar_p99": float("nan"), "dlogvar_max": float("nan"),
+                "share_day_x2": float("nan")}
+    d = np.abs(np.diff(np.log(v)))
+    return {"dlogvar_med": float(np.median(d)), "dlogvar_p99": float(np.quantile(d, 0.99)),
+            "dlogvar_max": float(d.max()), "share_day_x2": float(np.mean(d >= np.log(2.0)))}
+
+
 def summarise(forecasts: Mapping[str, pd.DataFrame], horizon: int) -> pd.DataFrame:
     """Per-asset summary: mean losses, exceedance rates of the 1% / 99% quantiles with Kupiec POF p-values.
 
@@ -208,6 +230,7 @@ def summarise(forecasts: Mapping[str, pd.DataFrame], horizon: int) -> pd.DataFra
         f = fc.loc[lt.index]
         row = {"asset": a, "horizon": horizon, "n": len(lt)}
         row.update({c: float(lt[c].mean()) for c in lt.columns})
+        row.update(day_to_day_variability(fc["variance"].to_numpy()))
         if "q_0.99" in f:
             exc = (f["y"] > f["q_0.99"]).to_numpy()
             k = kupiec_pof(exc, coverage=0.99)
@@ -242,3 +265,135 @@ def dm_table(losses: Mapping[str, Mapping[str, pd.DataFrame]], models: Sequence[
                 rows.append({"asset": a, "model": m, "baseline": b, "loss": loss, "mean_diff": r.mean_diff,
                              "dm_stat": r.statistic, "pvalue": r.pvalue, "n": r.n})
     return pd.DataFrame(rows)
+
+
+class HoldoutModel:
+    """Leave-one-asset-out wrapper: fits the wrapped POOLED model on every asset except ``holdout`` and forecasts
+    all assets, so that :func:`walk_forward` scores the held-out asset out of sample in time AND in asset.
+
+    Args:
+        model: a fresh pooled model (e.g. ``RegimeNet``) that can forecast an asset it was not fitted on.
+        holdout: asset names left out of every fit.
+
+    Raises (from fit): ``ValueError`` when no training asset is left.
+    """
+
+    def __init__(self, model, holdout: Sequence[str]):
+        self.model = model
+        self.holdout = tuple(str(a) for a in holdout)
+        self.name = getattr(model, "name", "model")
+
+    def fit(self, features: Mapping[str, pd.DataFrame]) -> "HoldoutModel":
+        train = {a: f for a, f in features.items() if a not in self.holdout}
+        if not train:
+            raise ValueError(f"holdout {list(self.holdout)} leaves no asset to train on (assets: {list(features)})")
+        self.model.fit(train)
+        return self
+
+    def forecast(self, features: Mapping[str, pd.DataFrame], horizon: int):
+        return self.model.forecast(features, horizon)
+
+
+def _md(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v)
+                                       for v in r) + " |")
+    return "\n".join(lines)
+
+
+def _holdout_lines(metrics: dict) -> list[str]:
+    held = list(metrics.get("holdout") or [])
+    if not held:
+        return []
+    trained = ", ".join(a for a in metrics["assets"] if a not in held)
+    return [f"Leave-one-asset-out: {metrics['model']} is trained on {trained} only and evaluated on the held-out "
+            f"{', '.join(held)}; the baselines are fitted on each asset itself.", ""]
+
+
+def render_forecast_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFrame) -> str:
+    """Markdown report of :mod:`experiments.forecast`: one row per model and asset (losses, coverage, day-to-day
+    variability), the leave-one-asset-out note, per-asset verdicts, then the Diebold-Mariano table.
+
+    Args:
+        metrics: the app's metrics dict (model, horizon, seed, dates, refit_every, assets, holdout).
+        summary: :func:`summarise` rows of every model (column ``model`` added).
+        dm: :func:`dm_table` rows.
+    """
+    cols = ["model", "asset", "n", "qlike", "mse", "pinball_0.01", "pinball_0.99", "exceed_99", "kupiec99_p",
+            "breach_01", "kupiec01_p", "dlogvar_med", "dlogvar_p99", "share_day_x2"]
+    s = summary[[c for c in cols if c in summary]].copy()
+    s = s.sort_values(["asset", "qlike"])
+    parts = [f"# Volatility forecast evaluation: {metrics['model']}, h = {metrics['horizon']} day(s), "
+             f"seed {metrics['seed']}", "",
+             f"Test origins {metrics['test_start']} - 1 day .. {metrics['test_end']} - h; first fit on data to "
+             f"{metrics['train_end']}; expanding window, refit every {metrics['refit_every']} days. QLIKE and MSE "
+             "against the realised-variance proxy (sum of daily RV over the h days); exceed_99 = share of h-day "
+             "returns above the 99% quantile, breach_01 = below the 1% quantile (Kupiec POF p-values). "
+             "Day-to-day variability: dlogvar_med / dlogvar_p99 = median / 99th percentile of "
+             "|ln(var_t / var_t-1)| over consecutive origins, share_day_x2 = share of days on which the forecast "
+             "variance doubles or halves.", "",
+             *_holdout_lines(metrics),
+             _md(s), ""]
+    for a, rec in metrics["assets"].items():
+        band = rec["kupiec_band_99"]
+        tag = " (held out: never in training)" if rec.get("held_out") else ""
+        line = (f"- {a}{tag}: {metrics['model']} exceed_99 = {rec.get('exceed_99', float('nan')):.4f} "
+                f"(Kupiec 95% band {band[0]:.4f} .. {band[1]:.4f})")
+        if "qlike_vs_best_baseline" in rec:
+            line += (f"; QLIKE vs best baseline ({rec['best_baseline']}): "
+                     f"{100 * rec['qlike_vs_best_baseline']:+.1f}%")
+        parts.append(line)
+    if len(dm):
+        parts += ["", "Diebold-Mariano (HLN-corrected, Newey-West h-1 lags; negative = model better):", "",
+                  _md(dm)]
+    return "\n".join(parts) + "\n"
+
+
+def load_asset_features(assets: Sequence[str], *, daily: Mapping[str, str] | None = None,
+                        hourly: Mapping[str, str] | None = None, funding: Mapping[str, str] | None = None,
+                        use_hourly: bool = True, use_funding: bool = True) -> dict[str, pd.DataFrame]:
+    """Feature frames (:func:`predictive.features.build_features`) per asset, each from its own files.
+
+    A user file (``daily[asset]`` etc.) is always read; otherwise the embedded file of that asset and kind in
+    ``predictive/data/`` is used when it exists. An asset without hourly bars or funding (e.g. BNB: daily bars only)
+    gets the daily-only features (rv = Garman-Klass range variance, no funding), with one log line, not an error.
+
+    Raises:
+        predictive.DataValidationError: no daily file for an asset (names the asset and the setting), or a
+            malformed file (file, line, column, value).
+    """
+    import logging
+    from pathlib import Path
+
+    from predictive.data import DataValidationError, load_ohlcv
+    from predictive.features import build_features
+    from predictive.intraday import load_funding, load_hourly
+
+    log = logging.getLogger(__name__)
+    here = Path(__file__).resolve().parent / "data"
+    names = {"daily": "{a}_1d.csv", "hourly": "{a}_1h.csv.gz", "funding": "{a}_funding_8h.csv.gz"}
+    given = {"daily": dict(daily or {}), "hourly": dict(hourly or {}), "funding": dict(funding or {})}
+
+    def source(kind: str, a: str):
+        if given[kind].get(a):
+            return str(given[kind][a])
+        emb = here / names[kind].format(a=a.upper())
+        return str(emb) if emb.exists() else None
+
+    out = {}
+    for a in (str(x) for x in assets):
+        daily_src = source("daily", a)
+        if daily_src is None:
+            raise DataValidationError(f"asset {a!r}: no daily file (embedded assets have predictive/data/"
+                                      f"{a}_1d.csv); give one with +data.daily.{a}=/path/to/{a.lower()}_1d.csv")
+        srcs = {"hourly": source("hourly", a) if use_hourly else None,
+                "funding": source("funding", a) if use_funding else None}
+        for kind, on in (("hourly", use_hourly), ("funding", use_funding)):
+            if on and srcs[kind] is None:
+                log.info("%s: no %s file; daily-only features (%s)", a, kind,
+                         "rv = Garman-Klass range variance" if kind == "hourly" else "no funding inputs")
+        out[a] = build_features(load_ohlcv(daily_src), load_hourly(srcs["hourly"]) if srcs["hourly"] else None,
+                                load_funding(srcs["funding"]) if srcs["funding"] else None)
+    return out

@@ -153,3 +153,51 @@ def test_summary_matches_loss_table_and_kupiec(feats):
     exc = (f.y > f["q_0.99"]).to_numpy()
     assert s.loc["ETH", "exceed_99"] == pytest.approx(exc.mean())
     assert s.loc["ETH", "kupiec99_p"] == pytest.approx(kupiec_pof(exc, 0.99).pvalue)
+
+
+def test_day_to_day_variability_matches_a_plain_loop():
+    from predictive.evaluation import day_to_day_variability
+
+    v = np.exp(np.random.default_rng(3).normal(-8, 0.6, 400))
+    d = [abs(math.log(v[i] / v[i - 1])) for i in range(1, len(v))]
+    got = day_to_day_variability(v)
+    assert got["dlogvar_med"] == pytest.approx(float(np.median(d)), rel=1e-12)
+    assert got["dlogvar_p99"] == pytest.approx(float(np.quantile(d, 0.99)), rel=1e-12)
+    assert got["dlogvar_max"] == pytest.approx(max(d), rel=1e-12)
+    assert got["share_day_x2"] == pytest.approx(sum(x >= math.log(2) for x in d) / len(d))
+    assert math.isnan(day_to_day_variability(v[:1])["dlogvar_med"])
+
+
+@pytest.mark.slow
+def test_leave_one_asset_out_walk_forward_has_no_look_ahead():
+    """RegimeNet trained on BTC only, scored on the unseen ETH (daily bars only): the held-out asset never enters a
+    fit, and deleting every row after a day and re-running gives the same forecasts up to that day."""
+    from predictive.evaluation import HoldoutModel
+    from predictive.intraday import load_hourly
+    from predictive.regime_net import RegimeNet
+
+    feats = {"BTC": build_features(load_ohlcv("BTC").loc["2018-01-01":"2020-06-30"],
+                                   load_hourly("BTC", start="2018-01-01", end="2020-06-30 23:00")),
+             "ETH": build_features(load_ohlcv("ETH").loc["2018-01-01":"2020-06-30"])}
+    seen = []
+
+    class Spy(RegimeNet):
+        def fit(self, features):
+            seen.append(sorted(features))
+            return super().fit(features)
+
+    def make():
+        return HoldoutModel(Spy(horizon=2, seed=0, n_regimes=2, lookback=8, hidden=8, embed_dim=2, batch_size=64,
+                                max_epochs=3, progress=False), ["ETH"])
+
+    cut = pd.Timestamp("2020-04-15")
+    full = walk_forward(make, feats, 2, "2020-03-01", "2020-06-20", refit_every=60, train_end="2020-02-15")
+    cut_feats = {a: f.loc[:cut + pd.Timedelta(days=2)] for a, f in feats.items()}
+    short = walk_forward(make, cut_feats, 2, "2020-03-01", cut + pd.Timedelta(days=2), refit_every=60,
+                         train_end="2020-02-15")
+    assert all(s == ["BTC"] for s in seen)
+    for a in feats:
+        idx = short[a].index[short[a].index <= cut]
+        np.testing.assert_allclose(full[a].loc[idx, "variance"], short[a].loc[idx, "variance"], rtol=1e-12)
+    s = summarise(full, 2).set_index("asset")
+    assert np.isfinite(s.loc["ETH", "qlike"]) and np.isfinite(s.loc["ETH", "dlogvar_p99"])

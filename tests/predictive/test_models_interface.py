@@ -133,3 +133,21 @@ def test_mixture_quantiles_against_root_finding():
     assert g[0.99][0] == pytest.approx(norm.ppf(0.99, scale=0.02), rel=1e-12)
     with pytest.raises(ValueError, match="sigmas"):
         mixture_quantiles(w, -s)
+
+
+def test_make_model_takes_the_app_settings_once():
+    """horizon, seed and progress reach every model that takes them, with or without the same key in the config."""
+    from predictive.models import build_model
+
+    net_cfg = OmegaConf.to_container(OmegaConf.load(CONF / "regime_net.yaml"))
+    net_cfg["progress"] = True  # the crash of issue 9: the config and the app both set progress
+    m = build_model(net_cfg, horizon=7, seed=3, progress=True)
+    assert (m.horizon, m.config.seed, m.progress) == (7, 3, True) and 7 in m.heads and 5 in m.heads
+    name = net_cfg.pop("name")
+    net_cfg.pop("progress")
+    m = make_model(name, horizon=2, seed=4, progress=False, **net_cfg)
+    assert (m.horizon, m.config.seed, m.progress, m.heads[0]) == (2, 4, False, 2)
+    assert make_model("hmm", seed=9, horizon=5, progress=True).seed == 9
+    assert 10 in make_model("har", horizon=10).horizons
+    assert make_model("ewma", horizon=5, seed=1, progress=True).lam == 0.94  # ignored where not taken
+    assert build_model({"name": "garch", "seed": 1, "horizon": 3}, horizon=5).scale == 100.0

@@ -1,4 +1,5 @@
-"""RegimeNet: loss against scipy, mixture forecast consistency, reproducibility, resume, no look-ahead, errors."""
+"""RegimeNet: loss against scipy, mixture forecast consistency, reproducibility, resume, no look-ahead, errors,
+h-day heads, pooled HAR anchor against a plain loop, unseen-asset fallback, daily-only inputs."""
 from __future__ import annotations
 
 import jax
@@ -12,7 +13,7 @@ from predictive.base import InsufficientDataError
 from predictive.data import load_ohlcv
 from predictive.features import build_features
 from predictive.intraday import load_funding, load_hourly
-from predictive.regime_net import RegimeNet, mixture_nll, qlike
+from predictive.regime_net import RegimeNet, har_anchor, mixture_nll, pooled_har_coef, qlike
 
 START, END = "2019-06-01", "2020-12-31"
 TINY = dict(n_regimes=2, lookback=8, hidden=8, embed_dim=2, batch_size=64, max_epochs=4, patience=100,
@@ -122,8 +123,10 @@ def test_bad_inputs_raise(fitted, feats):
         RegimeNet(val_frac=1.5)
     with pytest.raises(ValueError, match="horizon=5"):
         fitted.forecast(feats, 5)
-    with pytest.raises(ValueError, match="SOL"):
-        fitted.forecast({"SOL": feats["BTC"]}, 2)
+    with pytest.raises(ValueError, match="inputs"):
+        RegimeNet(inputs=["nope"])
+    with pytest.raises(ValueError, match="embed_dropout"):
+        RegimeNet(embed_dropout=1.0)
     with pytest.raises(InsufficientDataError, match="BTC"):
         RegimeNet(horizon=1, **TINY).fit({"BTC": feats["BTC"].iloc[:40]})
     with pytest.raises(RuntimeError, match="fit"):
@@ -143,3 +146,62 @@ def test_auxiliary_heads_and_bounded_regime_variances(feats):
     assert np.all(np.abs(dev) <= 0.5 + 1e-12)
     with pytest.raises(ValueError, match="aux_horizons"):
         RegimeNet(aux_horizons=[0])
+
+
+def test_direct_heads_and_unseen_asset_fallback_to_har(feats):
+    """Heads trained directly for h = 1 and 3; an asset outside the training set uses the unknown-asset embedding
+    and is pulled towards the pooled HAR anchor by exactly unseen_shrink (in log variance)."""
+    import dataclasses
+    m = RegimeNet(horizon=1, horizons=[1, 3], seed=0, unseen_shrink=0.0, **TINY).fit({"BTC": feats["BTC"]})
+    assert m.heads == (1, 3) and m.members_[0].n_heads == 2
+    v1, v3 = m.forecast(feats, 1)["BTC"], m.forecast(feats, 3)["BTC"]
+    assert v3.horizon == 3 and np.all(np.isfinite(v3.variance))
+    # the 3-day head forecasts the variance of a 3-day return: larger than the 1-day head's on average
+    assert np.median(v3.variance / v1.variance) > 1.5
+    with pytest.raises(ValueError, match=r"trained for horizons \[1, 3\].*horizon=2"):
+        m.forecast(feats, 2)
+    eth = {"ETH": feats["ETH"]}
+    for h in (1, 3):
+        m.config = dataclasses.replace(m.config, unseen_shrink=0.0)
+        raw = m.forecast(eth, h)["ETH"].variance
+        anc = m._anchor(feats["ETH"], h)
+        m.config = dataclasses.replace(m.config, unseen_shrink=1.0)
+        np.testing.assert_allclose(np.log(m.forecast(eth, h)["ETH"].variance), anc, rtol=0, atol=1e-10)
+        m.config = dataclasses.replace(m.config, unseen_shrink=0.5)
+        half = np.log(m.forecast(eth, h)["ETH"].variance)
+        np.testing.assert_allclose(half - anc, 0.5 * (np.log(raw) - anc), rtol=0, atol=1e-10)
+
+
+def test_pooled_har_anchor_matches_a_plain_loop(feats):
+    h = 3
+    coef = pooled_har_coef(feats, h)
+    rows, ys = [], []
+    for f in feats.values():  # the regression written out row by row (rv_7 / rv_30 windows full from row 29)
+        rv, rv7, rv30 = (f[c].to_numpy() for c in ("rv", "rv_7", "rv_30"))
+        for t in range(29, len(f) - h):
+            rows.append([1.0, min(rv[t] / rv30[t], 50.0), min(rv7[t] / rv30[t], 50.0)])
+            ys.append(min(sum(rv[t + 1:t + h + 1]) / (h * rv30[t]), 50.0))
+    # the model also uses rows 0..28 (expanding-mean level while the window fills); compare on full windows only
+    full = {a: np.arange(len(f)) >= 29 for a, f in feats.items()}
+    ref, *_ = np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)
+    np.testing.assert_allclose(pooled_har_coef(feats, h, full), ref, rtol=1e-10)
+    f = feats["ETH"]
+    a = np.exp(har_anchor(f, h, coef))[40]
+    expect = h * (coef[0] * f["rv_30"].iloc[40] + coef[1] * f["rv"].iloc[40] + coef[2] * f["rv_7"].iloc[40])
+    assert a == pytest.approx(max(expect, 0.1 * h * f["rv_30"].iloc[40]), rel=1e-12)
+
+
+def test_daily_only_assets_pool_with_hourly_ones():
+    """An asset with daily bars only (rv = Garman-Klass range variance, no funding) trains and forecasts."""
+    daily = {a: load_ohlcv(a).loc[START:END] for a in ("BTC", "ETH")}
+    mixed = {"BTC": build_features(daily["BTC"], load_hourly("BTC", start=START, end=END)),
+             "ETH": build_features(daily["ETH"])}
+    assert "funding_sum" not in mixed["ETH"] and (mixed["ETH"]["rv_source"] == "garman_klass").all()
+    m = RegimeNet(horizon=1, seed=0, smooth_weight=1.0, **TINY).fit(mixed)  # also: the persistence penalty trains
+    assert np.all(np.isfinite(m.history_[0]["train"]))
+    fc = m.forecast(mixed, 1)
+    for a in mixed:
+        assert np.all(np.isfinite(fc[a].variance)) and np.all(fc[a].variance > 0)
+    minimal = {"X": mixed["ETH"][["log_return", "rv", "rv_7"]]}  # only the required columns
+    assert np.all(np.isfinite(m.forecast(minimal, 1)["X"].variance))
+
