@@ -26,6 +26,7 @@ from .protocol import (
     BUNDLE_FORMAT,
     OPENINGS_FORMAT,
     CommittedShard,
+    check_top,
     commit_shard,
     inclusion_file,
     inclusion_proof_bytes,
@@ -219,6 +220,7 @@ def prove_solvency(params: SolvencyParams, accounts: Sequence[AccountWitness], o
         summaries = [r[0] for r in res1]
         states = [r[1] for r in res1]
         del res1
+        check_top(params, n, summaries)  # R >= E and F >= every scenario's deficits, before any proving
         from ..group import get_backend
 
         be = get_backend(backend) if isinstance(backend, str) else backend

@@ -47,6 +47,11 @@ INCLUSION_FORMAT = "predictive-margin/solvency-inclusion"
 OPENINGS_FORMAT = "predictive-margin/solvency-openings-PRIVATE"
 
 
+def _exact(x: Any, v: int) -> bool:
+    """``x == v`` with x an int, not a bool (``True == 1`` in Python)."""
+    return type(x) is int and x == v
+
+
 def _be(backend: str | GroupBackend) -> GroupBackend:
     return get_backend(backend) if isinstance(backend, str) else backend
 
@@ -176,6 +181,24 @@ def top_tree(be: GroupBackend, p: SolvencyParams, n_leaves: int, roots: Sequence
     return Tree(be, p.domain(), pts, [r[1] for r in roots], tree_height(n_leaves) - k, base_height=k)
 
 
+def top_inputs(summaries: Sequence[dict]) -> tuple[list[int], list[int]]:
+    """Inputs of the top claims (per shard: equity, then deficit sums) and their blindings."""
+    vals, bls = [], []
+    for s in summaries:
+        vals += [s["equity"]] + list(s["deficit_sums"])
+        bls += [s["equity_blinding"]] + list(s["deficit_blindings"])
+    return vals, bls
+
+
+def check_top(p: SolvencyParams, n_leaves: int, summaries: Sequence[dict]) -> None:
+    """Evaluate the top claims (R - E, F - sum of deficits, node sums) before any proving work; raises
+    :class:`StatementError` naming the first false one."""
+    from . import statement as st
+
+    k, T = shard_layout(n_leaves, p.shard_size)
+    st.claim_values(top_claims(p, T, k, tree_height(n_leaves) - k), *top_inputs(summaries))
+
+
 def prove_top(p: SolvencyParams, header: dict, summaries: Sequence[dict], secrets_: SecretSource,
               backend: str | GroupBackend = "arkworks", dst_version: int = 1) -> list[str]:
     """Range proofs of the claims above the shards: node sums, R - E_root, F - sum_i d_is per scenario."""
@@ -184,10 +207,7 @@ def prove_top(p: SolvencyParams, header: dict, summaries: Sequence[dict], secret
     k, T = shard_layout(n, p.shard_size)
     t = base_transcript(header, b"top", 0, dst_version)
     _absorb_top(t, [(s["root_enc"], s["root_hash"], s["deficit_enc"]) for s in summaries])
-    vals, bls = [], []
-    for s in summaries:
-        vals += [s["equity"]] + list(s["deficit_sums"])
-        bls += [s["equity_blinding"]] + list(s["deficit_blindings"])
+    vals, bls = top_inputs(summaries)
     claims = top_claims(p, T, k, tree_height(n) - k)
     return proofs_to_hex(prove_claims(be, t, claims, vals, bls, secrets_.nonce_rng(b"top"), dst_version))
 
@@ -249,9 +269,9 @@ def verify_shard(p: SolvencyParams, header: dict, index: int, shard: Any, prev_u
     n = header["n_leaves"]
     k, T = shard_layout(n, p.shard_size)
     if not isinstance(shard, dict) or set(shard) != {"format", "version", "index", "leaves", "range_proofs"} or \
-            shard.get("format") != SHARD_FORMAT or shard.get("version") != SOLVENCY_VERSION:
+            shard.get("format") != SHARD_FORMAT or not _exact(shard.get("version"), SOLVENCY_VERSION):
         raise MalformedProof(f"shard {index}: not a v1 solvency shard")
-    if shard["index"] != index:
+    if not _exact(shard["index"], index):
         raise MalformedProof(f"shard {index}: has index {shard['index']!r:.20}")
     expect = min(1 << k, n - index * (1 << k))
     leaves = shard["leaves"]
@@ -319,10 +339,10 @@ def verify_bundle_dict(bundle: Any, *, load_shard=None, backend: str | GroupBack
     rejection; never anything else on hostile input."""
     try:
         if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or \
-                bundle.get("version") != SOLVENCY_VERSION or \
+                not _exact(bundle.get("version"), SOLVENCY_VERSION) or \
                 set(bundle) != {"format", "version", "curve", "dst_version", "statement", "shards", "top_proofs"}:
             raise MalformedProof("not a v1 solvency bundle")
-        if bundle["curve"] != "BLS12-381-G1" or bundle["dst_version"] != 1:
+        if bundle["curve"] != "BLS12-381-G1" or not _exact(bundle["dst_version"], 1):
             raise MalformedProof("unsupported curve or DST version")
         p, header = parse_header(bundle["statement"])
         n = header["n_leaves"]
@@ -365,10 +385,12 @@ def verify_inclusion(bundle_statement: Any, inc: Any, *, backend: str | GroupBac
         keys = {"format", "version", "warning", "statement", "account_id", "salt", "leaf_index", "balances",
                 "positions", "deficits", "blindings", "path"}
         if not isinstance(inc, dict) or set(inc) != keys or inc["format"] != INCLUSION_FORMAT or \
-                inc["version"] != SOLVENCY_VERSION:
+                not _exact(inc["version"], SOLVENCY_VERSION):
             raise MalformedProof("not a v1 solvency inclusion file")
         if inc["statement"] != bundle_statement:
             raise VerificationFailed("the inclusion file is for a different statement (epoch, venue, root, F or R)")
+        if not isinstance(inc["warning"], str):
+            raise MalformedProof("warning must be a string")
         aid = inc["account_id"]
         if not isinstance(aid, str) or not aid:
             raise MalformedProof("account_id must be a non-empty string")

@@ -225,7 +225,7 @@ class SolvencyParams:
     @classmethod
     def from_json(cls, o: Any) -> "SolvencyParams":
         try:
-            if not isinstance(o, dict) or o.get("kind") != "solvency" or o.get("version") != SOLVENCY_VERSION:
+            if not isinstance(o, dict) or o.get("kind") != "solvency" or type(o.get("version")) is not int or o["version"] != SOLVENCY_VERSION:
                 raise MalformedProof("not a v1 solvency statement")
 
             def ints(xs):
@@ -238,7 +238,7 @@ class SolvencyParams:
                     tuple(o["scenarios"]), _parse_int(o["insurance_fund"]), _parse_int(o["reserves"]),
                     o["value_scale"], tuple(o["amount_scales"]), tuple(o["position_scales"]),
                     o["collateral_bits"], o["position_bits"], o["value_bits"], o["deficit_mode"], o["shard_size"])
-            if p.to_json() != o:
+            if json.dumps(p.to_json(), sort_keys=True) != json.dumps(o, sort_keys=True):  # True != 1 here
                 raise MalformedProof("solvency statement JSON is not canonical (unknown keys or altered units)")
             return p
         except ProofError:
@@ -540,7 +540,9 @@ def prove_claims(be: GroupBackend, transcript: Transcript, claims: Sequence[Clai
     """Aggregated range proofs of every claim, in :func:`chunks` order, on one transcript (which must already
     hold the statement and every input commitment). The claims' commitments are derived, never published."""
     gens = get_generators(be, dst_version)
-    vb = claim_values(claims, values, blindings)
+    from . import statement as _self
+
+    vb = _self.claim_values(claims, values, blindings)  # module lookup: the tests' cheating prover patches it
     proofs = []
     for bits, idx in chunks(claims):
         proofs.append(prove_range(be, gens, transcript, [vb[i][0] for i in idx], [vb[i][1] for i in idx], bits,
