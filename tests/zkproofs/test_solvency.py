@@ -406,3 +406,29 @@ def test_parquet_input(tmp_path):
         read_accounts_parquet(tmp_path / "dup.parquet", p)
     with pytest.raises(SolvencyInputError, match="cannot read"):
         read_accounts_parquet(tmp_path / "missing.parquet", p)
+
+
+# ------------------------------------------------------------------------------------------ experiments.solvency
+def test_solvency_app_user_errors_are_typed(tmp_path):
+    from experiments.solvency import prove_book_solvency
+    from zkproofs.solvency.inputs import SolvencyInputError
+
+    with pytest.raises(SolvencyInputError, match="input.parquet"):
+        prove_book_solvency(tmp_path, 2, executor="local", **{"input.source": "parquet"})
+    with pytest.raises(SolvencyInputError, match="input.source='csv'"):
+        prove_book_solvency(tmp_path, 2, executor="local", **{"input.source": "csv"})
+    with pytest.raises(SolvencyInputError, match="market.assets.USDC"):
+        prove_book_solvency(tmp_path, 2, executor="local", **{"market.assets.USDC.haircut": 1.5})
+    with pytest.raises(SolvencyInputError, match=r"missing.parquet: cannot read"):
+        prove_book_solvency(tmp_path, 2, executor="local",
+                            **{"input.source": "parquet", "input.parquet": str(tmp_path / "missing.parquet")})
+
+
+@pytest.mark.slow
+def test_prove_book_solvency_for_make_run(tmp_path):
+    from experiments.solvency import prove_book_solvency
+
+    m = prove_book_solvency(tmp_path, 6, executor="local", **{"shard_size": 4})
+    assert m["verified"] and m["accounts"] == 6 and m["scenarios"] == 9 and m["shards"] == 2
+    assert m["inclusion_proof_bytes_max"] <= 5000
+    assert len(list((tmp_path / "inclusion").iterdir())) == 6
