@@ -60,7 +60,7 @@ def build(n: int, work: Path, deficit_mode: str, shard_size: int):
     from zkproofs.solvency.inputs import Market, build_params, read_accounts_parquet, span_grid
 
     moves, labels = span_grid(0.10, FRACTIONS, COVER)
-    market = Market(ASSETS, INSTRUMENTS, moves, labels, insurance_fund_usd=5.0e6, reserves_usd=0.0)
+    market = Market(ASSETS, INSTRUMENTS, moves, labels, insurance_fund_usd=2.0e7, reserves_usd=0.0)  # ~2.6% of equity
     kw = dict(venue="bench-venue", epoch="2023-12-31", deficit_mode=deficit_mode, shard_size=shard_size)
     p = build_params(market, **kw)
     pq_path = work / f"accounts-{n}.parquet"
