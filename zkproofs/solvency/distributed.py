@@ -4,7 +4,9 @@ Work is split into fixed shards (subtrees of ``params.shard_size`` leaves); the 
 of workers, so the public output is the same for 1 or 100 workers (with a seed-fixed :class:`SeededSecretSource`,
 byte for byte: tested). Ray tasks (``num_cpus=1`` each, single-threaded group backend) run pass 1 (commit a shard,
 build its subtree) and pass 2 (prove a shard, write its public file, its accounts' inclusion files and its private
-openings); the driver only holds per-shard summaries and the account list, never a shard's commitments or proofs.
+openings); the driver holds the account list (ids and fixed-point amounts, ~100 bytes per account) and per-shard summaries;
+a committed shard (openings, commitments) stays in Ray's object store between the passes and its proofs are
+written by the task that makes them, so no process holds more than a shard's commitments, openings and proofs.
 At most ``2 x workers`` tasks are pending (``ray.wait``). ``ray.init(num_cpus=workers)`` starts a local instance
 unless ``RAY_ADDRESS`` points at a cluster (then ``ray.init()`` joins it).
 
@@ -75,6 +77,7 @@ def inclusion_name(leaf_index: int, account_id: str) -> str:
 
 # -------------------------------------------------------------------------------------------------- the passes
 def _pass1(params_json: dict, index: int, ordered: list, height: int, secrets_: SecretSource, backend) -> tuple:
+    """(small summary for the driver, the committed shard: stays in the object store until pass 2)."""
     p = SolvencyParams.from_json(params_json)
     sh = commit_shard(p, index, ordered, height, secrets_, backend() if callable(backend) else backend)
     return sh.summary(), sh
@@ -121,7 +124,7 @@ class _Local:
     def __init__(self, backend="arkworks"):
         self.backend = backend
 
-    def map(self, fn: Callable, args: list[tuple], progress: str | None = None) -> list:
+    def map(self, fn: Callable, args: list[tuple], progress: str | None = None, num_returns: int = 1) -> list:
         it = args
         if progress:
             from tqdm import tqdm
@@ -143,13 +146,15 @@ class _Ray:
         self.workers = max(1, int(workers))
         self._remote: dict = {}
 
-    def _r(self, fn):
-        if fn not in self._remote:
-            self._remote[fn] = self.ray.remote(num_cpus=1)(fn)
-        return self._remote[fn]
+    def _r(self, fn, num_returns: int = 1):
+        if (fn, num_returns) not in self._remote:
+            self._remote[fn, num_returns] = self.ray.remote(num_cpus=1, num_returns=num_returns)(fn)
+        return self._remote[fn, num_returns]
 
-    def map(self, fn: Callable, args: list[tuple], progress: str | None = None) -> list:
-        ray, rf = self.ray, self._r(fn)
+    def map(self, fn: Callable, args: list[tuple], progress: str | None = None, num_returns: int = 1) -> list:
+        """Results in order. With ``num_returns=2`` only the first result is fetched; the second stays in the
+        object store and is returned as a reference (pass it to a later task: the driver never holds it)."""
+        ray, rf = self.ray, self._r(fn, num_returns)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -160,14 +165,16 @@ class _Ray:
         while i < len(args) or pending:
             while i < len(args) and len(pending) < limit:
                 refs[i] = rf.remote(*args[i], worker_backend)
-                pending.append(refs[i])
+                pending.append(refs[i] if num_returns == 1 else refs[i][0])
                 i += 1
             done, pending = ray.wait(pending, num_returns=1)
             if bar:
                 bar.update(len(done))
         if bar:
             bar.close()
-        return ray.get(refs)
+        if num_returns == 1:
+            return ray.get(refs)
+        return [(ray.get(r[0]),) + tuple(r[1:]) for r in refs]
 
     def call(self, fn, *a):
         return self.ray.get(self._r(fn).remote(*a, worker_backend))
@@ -221,7 +228,7 @@ def prove_solvency(params: SolvencyParams, accounts: Sequence[AccountWitness], o
     try:
         t1 = time.perf_counter()
         res1 = ex.map(_pass1, [(pj, t, ordered[t * size:(t + 1) * size], k, secrets_) for t in range(T)],
-                      "commit shards" if progress else None)
+                      "commit shards" if progress else None, num_returns=2)
         summaries = [r[0] for r in res1]
         states = [r[1] for r in res1]
         del res1
