@@ -285,7 +285,7 @@ def test_transcript_omitting_root_admits_forged_reserves_proof_ours_refuses():
     proof, v_f, g_f = _frozen_heart_forgery(be, gens, weak(), 8)
     # claim "reserves - E" with V = R B - E: E := R B - V opens to R - v_f (far above R: insolvent)
     E = be.msm([gens.B, gens.B_blinding], [(p.reserves - v_f) % R, (-g_f) % R])
-    assert not 0 <= (p.reserves - (p.reserves - v_f) % R) % R < 256 or True
+    assert not 0 <= v_f < 256  # R - E = v_f mod r: far outside [0, 2^8), E exceeds the reserves
     claims = [st.Claim(8, ((0, -1),), p.reserves, "reserves - total equity")]
     st.check_all(be, st.claim_terms(be, weak(), claims, [E], [proof]))  # the weakened verifier accepts
     header["root"]["commitment"] = be.encode(E).hex()
