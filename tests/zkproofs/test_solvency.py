@@ -432,3 +432,13 @@ def test_prove_book_solvency_for_make_run(tmp_path):
     assert m["verified"] and m["accounts"] == 6 and m["scenarios"] == 9 and m["shards"] == 2
     assert m["inclusion_proof_bytes_max"] <= 5000
     assert len(list((tmp_path / "inclusion").iterdir())) == 6
+
+
+@pytest.mark.parametrize("n,shard_size", [(1, 4), (5, 1), (5, 8)])
+def test_tree_shapes_verify(tmp_path, n, shard_size):
+    """One leaf (empty path), one leaf per shard, one partial shard: bundle and every inclusion file verify."""
+    s = prove_solvency(make_params(shard_size=shard_size), make_accounts(n), tmp_path, executor="local")
+    b = inline_bundle(s["public"])
+    assert verify_bundle_dict(b)["accounts"] == n
+    for f in (tmp_path / "inclusion").iterdir():
+        verify_inclusion(b["statement"], json.loads(f.read_text()))
