@@ -432,6 +432,7 @@ def test_prove_book_solvency_for_make_run(tmp_path):
     assert m["verified"] and m["accounts"] == 6 and m["scenarios"] == 9 and m["shards"] == 2
     assert m["inclusion_proof_bytes_max"] <= 5000
     assert len(list((tmp_path / "inclusion").iterdir())) == 6
+    assert not [k for k in m if "PRIVATE" in k]
 
 
 @pytest.mark.parametrize("n,shard_size", [(1, 4), (5, 1), (5, 8)])
