@@ -6,7 +6,6 @@ import copy
 import json
 import random
 import stat
-from pathlib import Path
 
 import pytest
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..errors import InvalidPoint, MalformedProof, ProofError, StatementError, VerificationFailed
+from ..errors import MalformedProof, ProofError, StatementError, VerificationFailed
 from ..generators import get_generators
 from ..group import POINT_BYTES, R, GroupBackend, get_backend
 from .statement import (
@@ -36,7 +36,6 @@ from .statement import (
     prove_claims,
     shard_claims,
     shard_layout,
-    statement_header,
     top_claims,
     tree_height,
 )

@@ -39,14 +39,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..errors import MalformedProof, ProofError, StatementError, VerificationFailed
 from ..generators import get_generators
-from ..group import R, GroupBackend, get_backend
+from ..group import R, GroupBackend
 from ..rangeproof import RangeProof, check_terms, decode_many, prove_range, range_verification_terms
 from ..transcript import Transcript
 
@@ -622,14 +621,3 @@ def hexbytes(x: Any, n: int, what: str) -> bytes:
 
 def decode_points(be: GroupBackend, encs: Sequence[bytes], what: str) -> list:
     return decode_many(be, list(encs), what)
-
-
-@dataclass
-class ShardPublic:
-    """What the verifier recomputes from a shard: leaf points, subtree and deficit sums."""
-
-    uids: list[bytes]
-    comm_enc: list[list[bytes]]
-    points: list[Any]
-    tree: Tree
-    deficit_sums: list[Any] = field(default_factory=list)
