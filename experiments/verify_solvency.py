@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("public", help="path to PUBLIC.json")
     ap.add_argument("--account", help="an account's inclusion file to check against the bundle")
     ap.add_argument("--backend", default="arkworks", choices=["arkworks", "pyecc"])
+    ap.add_argument("--workers", type=int, default=0,
+                    help="verify the shards as Ray tasks on this many CPUs (RAY_ADDRESS: a cluster); 0 = in-process")
     a = ap.parse_args(argv)
     from zkproofs.solvency import load_bundle, verify_bundle_dict, verify_inclusion
 
@@ -42,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         return UNREADABLE
     t0 = time.perf_counter()
     try:
-        s = verify_bundle_dict(bundle, load_shard=load_shard, backend=a.backend)
+        if a.workers > 0:
+            from zkproofs.solvency import verify_solvency_file
+
+            s = verify_solvency_file(a.public, backend=a.backend, workers=a.workers)
+        else:
+            s = verify_bundle_dict(bundle, load_shard=load_shard, backend=a.backend)
     except MalformedProof as e:
         if not isinstance(bundle, dict) or bundle.get("format") != "predictive-margin/solvency-bundle":
             print(f"UNREADABLE: {a.public} is not a solvency bundle ({e})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from zkproofs import ProofError
 from zkproofs.solvency import SeededSecretSource, prove_solvency, verify_solvency_file
 
 from test_solvency import make_accounts, make_params
@@ -37,3 +38,15 @@ def test_one_and_two_workers_give_identical_public_output(ray_2cpu, tmp_path):
     three = prove_solvency(p, accts, tmp_path / "three", executor="ray", workers=2)
     assert (tmp_path / "three/public/PUBLIC.json").read_bytes() != a["public/PUBLIC.json"]
     assert three["total_equity_PRIVATE"] == one["total_equity_PRIVATE"]
+
+
+def test_verification_on_ray_workers(ray_2cpu, tmp_path):
+    import json
+
+    s = prove_solvency(make_params(shard_size=2), make_accounts(5), tmp_path, executor="local")
+    assert verify_solvency_file(s["public"], workers=2)["accounts"] == 5
+    pub = json.loads((tmp_path / "public/PUBLIC.json").read_text())  # swap two shards' references
+    pub["shards"][0], pub["shards"][1] = pub["shards"][1], pub["shards"][0]
+    (tmp_path / "public/SWAPPED.json").write_text(json.dumps(pub))
+    with pytest.raises(ProofError):
+        verify_solvency_file(tmp_path / "public/SWAPPED.json", workers=2)

@@ -298,10 +298,66 @@ def load_bundle(path: str | Path) -> tuple[dict, Callable[[dict], dict]]:
     return bundle, load_shard
 
 
-def verify_solvency_file(path: str | Path, *, backend="arkworks", progress: bool = False) -> dict:
-    """Verify PUBLIC.json and its shard files; summary dict, or a :class:`ProofError` on rejection."""
+def _verify_task(header: dict, index: int, ref: dict, bundle_path: str, backend) -> dict:
+    """Ray task: read one shard file (digest checked), verify it; return its root and deficit sums (encoded)."""
+    from .protocol import parse_header, verify_shard
+
+    p, header = parse_header(header)
+    _, load_shard = load_bundle(bundle_path)
+    v = verify_shard(p, header, index, load_shard(ref), None, backend() if callable(backend) else backend)
+    return {"root_enc": v.root_enc, "root_hash": v.root_hash, "deficit_enc": v.deficit_enc,
+            "first_uid": v.first_uid, "last_uid": v.last_uid, "n": v.n}
+
+
+def verify_solvency_file(path: str | Path, *, backend="arkworks", progress: bool = False, workers: int = 0) -> dict:
+    """Verify PUBLIC.json and its shard files; summary dict, or a :class:`ProofError` on rejection.
+    ``workers > 0`` verifies the shards as Ray tasks (each reads its own shard file), then the top in the driver;
+    the uid order across shards is checked from each shard's first and last uid."""
     bundle, load_shard = load_bundle(path)
-    return verify_bundle_dict(bundle, load_shard=load_shard, backend=backend, progress=progress)
+    if not workers:
+        return verify_bundle_dict(bundle, load_shard=load_shard, backend=backend, progress=progress)
+    from ..errors import ProofError
+    from ..group import get_backend
+    from .protocol import VerifiedShard, parse_header, verify_top
+
+    try:
+        if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or \
+                set(bundle) != {"format", "version", "curve", "dst_version", "statement", "shards", "top_proofs"} \
+                or type(bundle["version"]) is not int or bundle["version"] != SOLVENCY_VERSION or \
+                bundle["curve"] != "BLS12-381-G1" or type(bundle["dst_version"]) is not int or \
+                bundle["dst_version"] != 1:
+            raise MalformedProof("not a v1 solvency bundle")
+        p, header = parse_header(bundle["statement"])
+        n = header["n_leaves"]
+        k, T = shard_layout(n, p.shard_size)
+        refs = bundle["shards"]
+        if not isinstance(refs, list) or len(refs) != T:
+            raise MalformedProof(f"expected {T} shards for {n} leaves")
+        started = ray_init(workers)
+        try:
+            res = _Ray(workers).map(_verify_task, [(header, t, refs[t], str(Path(path).resolve())) for t in range(T)],
+                                    "verify shards" if progress else None)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+        be = get_backend(backend) if isinstance(backend, str) else backend
+        done = []
+        for t, r in enumerate(res):
+            if t and r["first_uid"] <= res[t - 1]["last_uid"]:
+                raise VerificationFailed(f"shard {t}: account hashes not strictly increasing across shards")
+            done.append(VerifiedShard(be.decode(r["root_enc"], allow_identity=True), r["root_enc"], r["root_hash"],
+                                      [be.decode(d, allow_identity=True) for d in r["deficit_enc"]], r["deficit_enc"],
+                                      r["first_uid"], r["last_uid"], r["n"]))
+        verify_top(p, header, done, bundle["top_proofs"], be)
+        return {"venue": p.venue, "epoch": p.epoch, "accounts": n, "scenarios": p.S, "shards": T,
+                "insurance_fund": p.insurance_fund, "reserves": p.reserves, "value_scale": p.value_scale,
+                "deficit_mode": p.deficit_mode, "root": header["root"]["hash"]}
+    except ProofError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+        raise MalformedProof(f"solvency bundle: {type(e).__name__}: {e}") from None
 
 
 def inline_bundle(path: str | Path) -> dict:
