@@ -64,6 +64,7 @@ from .statement import (
     verify_statement,
 )
 from .transcript import Transcript
+from . import solvency  # noqa: E402,F401  exchange-wide solvency (issue 12): zkproofs.solvency
 
 __all__ = [
     "ProofError", "MalformedProof", "InvalidPoint", "InvalidScalar", "VerificationFailed", "StatementError",
