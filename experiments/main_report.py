@@ -128,6 +128,18 @@ def render_report(metrics: dict, cfg: DictConfig, table: str) -> str:
                   "(check it with `python -m experiments.verify proof/bundle.json --statement proof/statement.json`); "
                   "openings stay in "
                   "`proof/openings.PRIVATE.json`.", ""]
+    if "solvency" in metrics:
+        sol = metrics["solvency"]
+        lines += ["## Exchange-wide proof of solvency", "",
+                  f"- {sol['accounts']} accounts of the book ({sol['scenarios']} stress scenarios, epoch "
+                  f"{sol['epoch']}): reserves R cover total customer equity (a Merkle sum tree of Pedersen "
+                  "commitments, every node range-proved), and in every scenario the deficits left after each "
+                  f"account's collateral fit inside the insurance fund F = {sol['insurance_fund'] / 1e6:,.0f} USD; "
+                  f"verified={sol.get('verified')}, prover {sol['wall_s']:.1f} s wall "
+                  f"({sol['prover_cpu_s_per_account'] * 1e3:.0f} ms CPU per account), inclusion proof <= "
+                  f"{sol['inclusion_proof_bytes_max']:,} bytes. Public bundle `solvency/public/PUBLIC.json` (check "
+                  "it with `python -m experiments.verify_solvency`); one inclusion file per account in "
+                  "`solvency/inclusion/`; private openings in `solvency/private/` (mode 0600).", ""]
     return "\n".join(lines)
 
 

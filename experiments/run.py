@@ -202,6 +202,15 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             bar.update()
             metrics["book_proof"] = prove_book_account(cfg, output_dir / "proof")
             bar.update()
+    # 5. exchange-wide solvency (issue 12): reserves cover equity, stress deficits fit in the insurance fund
+    if cfg.solvency.enabled:
+        from experiments.solvency import prove_book_solvency
+
+        started = time.perf_counter()
+        metrics["solvency"] = prove_book_solvency(output_dir / "solvency", n_accounts=int(cfg.solvency.n_accounts),
+                                                  seed=int(cfg.seed), workers=int(cfg.solvency.workers),
+                                                  executor=str(cfg.solvency.executor), progress=progress)
+        metrics["timings"]["solvency_s"] = time.perf_counter() - started
 
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
     (output_dir / "report.md").write_text(render_report(metrics, cfg, table))

@@ -43,7 +43,7 @@ class Spec:
 # tiny settings, per app
 MAIN = ("train_end=2020-12-31 start=2020-10-01 eval_start=2021-01-01 end=2021-03-31 +models.regime_net.max_epochs=2 "
         "data.use_hourly=false data.use_funding=false book=tiny book.n_accounts=50 "
-        "oracle_study.enabled=false plot=false")
+        "oracle_study.enabled=false plot=false solvency.n_accounts=8 solvency.executor=local")
 BACKTEST = ("train_end=2020-12-31 start=2020-10-01 eval_start=2021-01-01 end=2021-03-31 data.use_hourly=false "
             "data.use_funding=false book=tiny book.n_accounts=50 oracle_study.enabled=false plot=false "
             "+models.regime_net.max_epochs=2")

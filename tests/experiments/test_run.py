@@ -20,7 +20,7 @@ def short_run(tmp_path_factory):
             "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-06-30",
             "+models.regime_net.max_epochs=3", "~models.garch", "data.use_hourly=false", "data.use_funding=false",
             "book=tiny", "book.n_accounts=100", "policy=reactive", "compare=[predictive]",
-            "oracle_study.enabled=false", "plot=true",
+            "oracle_study.enabled=false", "plot=true", "solvency.n_accounts=6", "solvency.executor=local",
         ])
     return main_job.run(cfg, out), out
 
@@ -44,6 +44,17 @@ def test_metrics_have_the_promised_fields(short_run):
     proof = metrics["proof"]
     assert proof["verified"] is True and proof["bytes"] > 0 and proof["prove_ms"] > 0 and proof["verify_ms"] > 0
     assert metrics["book_proof"]["verified"] is True
+
+
+def test_exchange_wide_solvency_proved_and_verified(short_run):
+    """The main job ends with an exchange-wide solvency proof whose public bundle verifies again from its file."""
+    from zkproofs.solvency import verify_solvency_file
+
+    metrics, out = short_run
+    sol = metrics["solvency"]
+    assert sol["verified"] is True and sol["accounts"] == 6
+    assert not any(k.endswith("_PRIVATE") for k in sol)  # total equity and deficits stay private
+    assert verify_solvency_file(sol["public"])
 
 
 def test_backtest_report_and_public_bundle_written(short_run):
@@ -110,7 +121,7 @@ def five_day_run(tmp_path_factory):
         cfg = compose("config", overrides=[
             "horizon=5", "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-03-31",
             "+models.regime_net.max_epochs=2", "~models.garch", "data.use_hourly=false", "data.use_funding=false",
-            "backtest_enabled=false", "proof.enabled=false", "plot=false",
+            "backtest_enabled=false", "proof.enabled=false", "solvency.enabled=false", "plot=false",
         ])
     return main_job.run(cfg, out), out
 
