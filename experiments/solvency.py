@@ -8,15 +8,14 @@ value or config key) is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from zkproofs import ProofError
+from experiments._cli import hydra_app
+
 from zkproofs.solvency import SecretSource, prove_solvency, verify_solvency_file
 from zkproofs.solvency.inputs import Market, SolvencyInputError, build_params, read_accounts_parquet, span_grid, to_witness
 
@@ -142,18 +141,14 @@ def _print(m: dict) -> None:
     print(f"verify with   : python -m experiments.verify_solvency {m['public']} [--account INCLUSION.json]")
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="solvency")
+@hydra_app("solvency")
 def main(cfg: DictConfig) -> None:
     out_dir = cfg.out_dir
     if out_dir is None:
         from hydra.core.hydra_config import HydraConfig
 
         out_dir = HydraConfig.get().runtime.output_dir
-    try:
-        m = run(cfg, out_dir)
-    except ProofError as e:  # SolvencyInputError is one: a user's mistake, one line
-        print(f"solvency: {type(e).__name__}: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    m = run(cfg, out_dir)  # a ProofError (SolvencyInputError is one) is a user's mistake: one line, exit 2
     _print(m)
 
 

@@ -42,10 +42,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+
+from experiments._cli import hydra_app
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +444,7 @@ def _jd(x):
     return str(x)
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="tune_policy")
+@hydra_app("tune_policy")
 def main(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
 
