@@ -117,8 +117,8 @@ def _progress(progress: bool | None) -> bool:
 
 
 def _policy(p) -> tuple[MarginPolicy, str | None]:
-    if isinstance(p, MarginPolicy):
-        pol, kind = p, None
+    if isinstance(p, MarginPolicy) or (callable(p) and not isinstance(p, Mapping)):
+        pol, kind = p, getattr(p, "kind", None)
     else:
         cfg = {k: v for k, v in dict(p).items() if k != "defaults"}
         pol, kind = make_policy(cfg), cfg.get("kind")
@@ -192,8 +192,9 @@ def run_venue_backtest(close: pd.DataFrame, policies: Sequence, forecasts: Mappi
     Args:
         close: daily closes, USD, DataFrame indexed by day (DatetimeIndex), one column per asset; rows with a NaN in
             any asset are dropped. The full history (policies with look-back windows and the forecasts use it).
-        policies: policy configs (mappings as ``conf/policy/*.yaml``, with ``kind``) or
-            :class:`margin.policies.MarginPolicy` objects.
+        policies: policy configs (mappings as ``conf/policy/*.yaml``, with ``kind``),
+            :class:`margin.policies.MarginPolicy` objects, or any callable ``inputs -> PolicyOutput``-like object
+            (``scan_range``, ``mm_factor``, ``name`` and optionally per-side ``scan_down`` / ``scan_up``).
         forecasts: model name -> :class:`margin.policies.ForecastArrays` aligned on ``close``'s index (T, A).
         volume: daily traded volume, USD, same shape as ``close`` (None: no market impact).
         hourly_close: hourly closes, USD, indexed by bar open time (UTC), one column per asset; needed for
