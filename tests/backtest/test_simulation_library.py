@@ -86,8 +86,8 @@ def _prices(n=400, start="2021-01-01", assets=("BTC",), seed=0, gap=None):
 
 def test_coverage_judges_each_side_against_its_own_move():
     close = _prices()
-    res = run_venue_backtest(close, [_SidedPolicy(0.5, 0.01, "sided")], book=_perp_book([[1e4], [-1e4]]).subset(2)
-                             if False else 50, stress_windows={}, hourly_comparison=False, progress=False)
+    res = run_venue_backtest(close, [_SidedPolicy(0.5, 0.01, "sided")], book=50, stress_windows={},
+                             hourly_comparison=False, progress=False)
     m = res.metrics["policies"]["sided"]
     c = close["BTC"].to_numpy()
     ret = c[1:] / c[:-1] - 1
@@ -132,14 +132,14 @@ def test_hourly_schedule_and_daily_ledger():
 def test_hourly_steps_match_daily_when_prices_move_only_at_the_close():
     """Hourly bars that repeat the previous daily close and jump at the day's last bar: hourly and daily steps see
     the same marks, so liquidations and bad debt agree (the hourly run only adds intraday top-ups)."""
-    close = _prices(n=120, seed=3)
-    close.iloc[60:63] *= np.array([[0.7], [0.6], [0.9]])          # a crash that produces bad debt
+    close = _prices(n=60, seed=3)
+    close.iloc[30:33] *= np.array([[0.7], [0.6], [0.9]])          # a crash that produces bad debt
     hours = pd.date_range(close.index[0], close.index[-1] + pd.Timedelta(hours=23), freq="h")
     day_close = close["BTC"].reindex(hours.normalize()).to_numpy()
     prev = close["BTC"].shift(1).bfill().reindex(hours.normalize()).to_numpy()
     hourly = pd.DataFrame({"BTC": np.where(hours.hour == 23, day_close, prev)}, index=hours)
     pol = [{"kind": "static", "name": "s", "scan_range": 0.05}]
-    kw = dict(book=300, stress_windows={}, hourly_close=hourly, hourly_comparison=False, progress=False,
+    kw = dict(book=200, stress_windows={}, hourly_close=hourly, hourly_comparison=False, progress=False,
               dtype="float64")
     daily = run_venue_backtest(close, pol, **kw).metrics["policies"]["s"]["book"]
     hourly_m = run_venue_backtest(close, pol, frequency="hourly", **kw).metrics
@@ -152,16 +152,16 @@ def test_hourly_steps_match_daily_when_prices_move_only_at_the_close():
 
 
 def test_report_adapts_to_one_asset_and_its_windows():
-    close = _prices(n=600, start="2021-06-01", assets=("SOL",), seed=1)
-    res = run_venue_backtest(close, [{"kind": "static", "name": "s", "scan_range": 0.2}], book=100,
+    close = _prices(n=350, start="2022-01-01", assets=("SOL",), seed=1)
+    res = run_venue_backtest(close, [{"kind": "static", "name": "s", "scan_range": 0.2}], book=50,
                              hourly_comparison=False, progress=False, train_end="2021-12-31")
     m = res.metrics
-    assert m["config"]["book_start"] == "2021-06-01" and m["config"]["n_series"] == 2
+    assert m["config"]["book_start"] == "2022-01-01" and m["config"]["n_series"] == 2
     assert set(m["stress_windows"]["kept"]) == {"2022-05 LUNA", "2022-11 FTX"}
     assert set(m["stress_windows"]["skipped"]) == {"2020-03 covid", "2021-05 crash"}
     text = render_report(m)
     assert "of 2 series" in text and "4 series" not in text and "four" not in text
-    assert "book opened 2021-06-01" in text and "2 stress window(s)" in text
+    assert "book opened 2022-01-01" in text and "2 stress window(s)" in text
     assert re.search(r"Not evaluated .*2020-03 covid", text)
 
 
