@@ -71,7 +71,7 @@ def render_report(m: dict) -> str:
          f"{c['oracle'].get('kind')}. Book: {bk['accounts']:,} accounts, perpetual notional "
          f"{_usd(bk['perp_notional_usd'])} USD at inception ({bk['long_positions']:,} long / "
          f"{bk['short_positions']:,} short positions), {bk['option_accounts']:,} with an option spread, median "
-         f"target leverage {bk['median_leverage']:.1f}x; liquidated accounts re-open after a week.", "",
+         f"target leverage {bk['median_leverage']:.1f}x; {_reentry(c)}.", "",
          "## Policies side by side", "",
          f"| policy | exceptions (of {n_series} series) | all pass 5% | worst zone | avg IM (% notional) | "
          "book IM / notional | max 1d / 5d / 30d increase | peak/trough | liquidations | liq. volume (USD) | "
@@ -163,6 +163,14 @@ def render_report(m: dict) -> str:
     t = m.get("timings", {})
     L += ["## Timings (s)", "", ", ".join(f"{k} {v:.1f}" for k, v in t.items()), ""]
     return "\n".join(L)
+
+
+def _reentry(c: dict) -> str:
+    days = (c.get("liquidation") or {}).get("reentry_days")
+    if days is None:
+        return "liquidated accounts may re-open"
+    return ("liquidated accounts do not re-open" if int(days) == 0
+            else f"liquidated accounts re-open after {int(days)} day(s)")
 
 
 def _hourly_section(h: dict, c: dict) -> list[str]:
