@@ -260,7 +260,7 @@ def _plots(out_dir: Path, result) -> None:
     eval_start = d[ev][0] if ev.any() else d[0]
     p_high = next((v["p_high"] for v in result.paths.values() if v["p_high"] is not None), None)
     for a, asset in enumerate(assets):
-        fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True, layout="constrained")
+        fig, axes = plt.subplots(2, 1, figsize=(14, 7), sharex=True, layout="constrained")
         for ax, side, key in ((axes[0], "long", "scan_down"), (axes[1], "short", "scan_up")):
             loss = 100 * result.losses[side][:, a]
             cols = [loss[ev]] + [100 * v[key][ev, a] for v in result.paths.values()]
@@ -268,7 +268,7 @@ def _plots(out_dir: Path, result) -> None:
             above = int(np.sum(loss[ev] > top)) + sum(int(np.sum(100 * v[key][:, a] > top))
                                                       for v in result.paths.values())
             ax.scatter(d, np.where(loss > 0, loss, np.nan), s=3, c="k", zorder=3,
-                       label=f"realised {m['config']['horizon']}-day loss of the {side}")
+                       label=f"realised {m['config']['horizon']}-day loss (long: top, short: bottom)")
             for name, v in result.paths.items():
                 ax.plot(d, 100 * v[key][:, a], lw=1, label=f"{name} IM")
             for i, (w, info) in enumerate(result.windows.items()):
@@ -285,14 +285,15 @@ def _plots(out_dir: Path, result) -> None:
             ax.set_ylabel(f"{side}: % of notional")
             ax.set_title(f"{asset} {side}: IM vs realised loss" + (f" ({above} points above the axis)"
                                                                    if above else ""), fontsize=10)
-            ax.legend(loc="upper left", fontsize=7, ncol=2)
             _date_axis(ax, mdates)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7)
         fig.savefig(out_dir / f"margin_vs_loss_{asset}.png", dpi=110)
         plt.close(fig)
     for fname, key, ylabel, title in (("insurance_fund.png", "fund", "insurance fund (USD m)", "Insurance fund"),
                                       ("bad_debt.png", "bad_debt", "cumulative bad debt (USD m)",
                                        "Cumulative bad debt since the book opened")):
-        fig, ax = plt.subplots(figsize=(12, 4), layout="constrained")
+        fig, ax = plt.subplots(figsize=(14, 4), layout="constrained")
         for name, v in result.paths.items():
             ax.plot(d, v[key] / 1e6, lw=1, label=name)
         for i, (w, info) in enumerate(result.windows.items()):
@@ -300,7 +301,7 @@ def _plots(out_dir: Path, result) -> None:
         ax.axvline(eval_start, color="tab:green", ls="--", lw=1, label="evaluation start")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.legend(fontsize=7, ncol=2)
+        fig.legend(loc="outside right upper", fontsize=7)
         _date_axis(ax, mdates)
         fig.savefig(out_dir / fname, dpi=110)
         plt.close(fig)
