@@ -66,6 +66,7 @@ __all__ = [
     "option_scenario_pnl",
     "prepare_market",
     "simulate",
+    "simulate_blocks",
 ]
 
 # CME SPAN risk-array scenarios: (price move in scan ranges, vol move sign, cover fraction). Source: CME SPAN
@@ -321,7 +322,7 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
                    sigma_daily: np.ndarray, iv: np.ndarray, scan_range: np.ndarray,
                    params: LiquidationParams = LiquidationParams(), *, vol_scan: float = 0.25,
                    dtype=jnp.float32, scan_down: np.ndarray | None = None, scan_up: np.ndarray | None = None,
-                   steps_per_day: int = 1) -> MarketPath:
+                   steps_per_day: int = 1, rows: tuple[int, int] | None = None) -> MarketPath:
     """Precompute every per-step input of :func:`simulate` (vectorised over steps; no Python loop over time).
 
     Args:
@@ -342,6 +343,8 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
         steps_per_day: steps per day (1 daily, 24 hourly); option series roll every ``tenor x steps_per_day``
             steps and their time to expiry is counted in steps of ``1 / (365 x steps_per_day)`` years.
             ``sigma_daily`` and ``volume_usd`` are then per step (see :mod:`margin.simulation.intraday`).
+        rows: optional ``(start, stop)``: return only steps ``start .. stop - 1`` (the option series and the
+            previous oracle still follow the whole path), for :func:`simulate_blocks`.
 
     Raises:
         LiquidationError naming field and index for shape mismatch, NaN/inf, non-positive prices or vols.
@@ -370,25 +373,68 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
     o = out["oracle"]
     grid = book.grid
     strike, tau, roll, prev_strike = _series_strikes(o, grid.tenors, grid.moneyness, steps_per_day)
-    value, delta, pnl = option_scenario_pnl(o, strike, tau, out["iv"], out["scan_up"], vol_scan,
-                                            scan_down=out["scan_down"])
+    lo, hi = (0, T) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= lo < hi <= T:
+        raise LiquidationError(f"rows: need 0 <= start < stop <= T={T}, got {rows!r}")
+    r0 = max(lo - 1, 0)                     # one row before the block for the option day P&L
+    sl = slice(r0, hi)
+    value, delta, pnl = option_scenario_pnl(o[sl], strike[sl], tau[sl], out["iv"][sl], out["scan_up"][sl], vol_scan,
+                                            scan_down=out["scan_down"][sl])
     # expiring series pay intrinsic at the old strike; the account re-opens at the new strike's value
+    n = hi - r0
     is_call = np.array([1.0, 0.0])
-    ko = prev_strike[..., None]
-    fo = o[:, :, None, None, None]
-    intrinsic = is_call * np.maximum(fo - ko, 0) + (1 - is_call) * np.maximum(ko - fo, 0)   # (T, A, J, K, 2)
-    roll_b = np.broadcast_to(roll[:, None, :, None, None], intrinsic.shape).reshape(T, -1)
-    roll_b = roll_b & (np.arange(T) > 0)[:, None]
-    roll_cash = np.where(roll_b, intrinsic.reshape(T, -1) - value, 0.0)
+    ko = prev_strike[sl][..., None]
+    fo = o[sl][:, :, None, None, None]
+    intrinsic = is_call * np.maximum(fo - ko, 0) + (1 - is_call) * np.maximum(ko - fo, 0)   # (n, A, J, K, 2)
+    roll_b = np.broadcast_to(roll[sl][:, None, :, None, None], intrinsic.shape).reshape(n, -1)
+    roll_b = roll_b & (np.arange(r0, hi) > 0)[:, None]
+    roll_cash = np.where(roll_b, intrinsic.reshape(n, -1) - value, 0.0)
     daypnl = np.zeros_like(value)
     daypnl[1:] = value[1:] + roll_cash[1:] - value[:-1]
     cover = SPAN_GRID[:, 2]
     perp_move = _grid_moves(out["scan_up"], out["scan_down"]) * cover
     coef = params.impact_k * out["sigma_daily"] / np.sqrt(out["volume_usd"])
     o_prev = np.vstack([o[:1], o[:-1]])
+    k = lo - r0                             # drop the extra leading row
     c = partial(jnp.asarray, dtype=dtype)
-    return MarketPath(c(o), c(o_prev), c(out["price"]), c(perp_move), c(value), c(delta), c(roll_cash), c(daypnl),
-                      c(pnl), c(coef))
+    b = slice(lo, hi)
+    return MarketPath(c(o[b]), c(o_prev[b]), c(out["price"][b]), c(perp_move[b]), c(value[k:]), c(delta[k:]),
+                      c(roll_cash[k:]), c(daypnl[k:]), c(pnl[k:]), c(coef[b]))
+
+
+def simulate_blocks(book: Book, make_block, n_steps: int, mm_factor, params: LiquidationParams = LiquidationParams(),
+                    *, block: int = 2160, progress: bool = False, desc: str = "liquidation scan"
+                    ) -> tuple[SimState, Ledger, SimState]:
+    """:func:`simulate` over a long path whose market is built block by block (bounded memory).
+
+    Args:
+        book, mm_factor, params: as :func:`simulate`.
+        make_block: ``(start, stop) -> MarketPath`` for steps ``start .. stop - 1``, e.g.
+            ``lambda r: prepare_market(..., rows=r)``.
+        n_steps: total steps T.
+        block: steps per block (2,160 = 90 days of hours).
+        progress: tqdm bar over the steps on stderr.
+
+    Returns:
+        As :func:`simulate`; the same result as one :func:`simulate` over the whole market.
+    """
+    from tqdm.auto import tqdm
+
+    if int(block) < 1 or int(n_steps) < 1:
+        raise LiquidationError(f"block and n_steps: must be >= 1, got {block!r}, {n_steps!r}")
+    first = make_block((0, min(int(block), int(n_steps))))
+    state0, st = initial_state(book, first, np.asarray(mm_factor, np.float64), params)
+    dyn = _dyn(params, first.oracle.dtype)
+    state, parts = state0, []
+    with tqdm(total=int(n_steps), desc=desc, unit="step", disable=not progress, leave=False) as bar:
+        for i in range(0, int(n_steps), int(block)):
+            part = first if i == 0 else make_block((i, min(i + int(block), int(n_steps))))
+            state, led = _run(bool(params.dutch_auction), st, dyn, state, part)
+            parts.append(led)
+            bar.update(int(part.oracle.shape[0]))
+            del part
+    ledger = jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *parts)
+    return state0, ledger, state
 
 
 # --------------------------------------------------------------------------------------------------- kernels

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from margin.book import Book, synthetic_book
-from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate
+from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate, simulate_blocks
 from margin.policies import MarginPolicy, RiskInputs, make_policy
 from margin.simulation.evaluation import (BacktestInputError, forecast_variability, h_day_losses, policy_metrics,
                                           select_stress_windows, side_scans, targets)
@@ -157,10 +157,13 @@ def _simulate(book, P, oracle_kw, adv, sig, iv, scans, mm, lp, ms, dtype, spd=1,
         okw["lag"] = int(okw.get("lag", 1)) * spd
         okw["window"] = int(okw.get("window", 3)) * spd
         lp = dataclasses.replace(lp, reentry_days=int(lp.reentry_days) * spd)
-    market = prepare_market(book, P, make_oracle(P, **okw), adv, sig, iv, s, lp, vol_scan=ms.vol_scan, dtype=dtype,
-                            scan_down=down, scan_up=up, steps_per_day=spd)
-    block = 24 * 90 if spd > 1 else None
-    _, led, _ = simulate(book, market, mm, lp, block=block, progress=progress, desc=desc)
+    kw = dict(vol_scan=ms.vol_scan, dtype=dtype, scan_down=down, scan_up=up, steps_per_day=spd)
+    O = make_oracle(P, **okw)
+    if spd > 1 and len(P) > 24 * 90:        # long hourly paths: market built per 90-day block (bounded memory)
+        _, led, _ = simulate_blocks(book, lambda r: prepare_market(book, P, O, adv, sig, iv, s, lp, rows=r, **kw),
+                                    len(P), mm, lp, block=24 * 90, progress=progress, desc=desc)
+    else:
+        _, led, _ = simulate(book, prepare_market(book, P, O, adv, sig, iv, s, lp, **kw), mm, lp)
     return {k: np.asarray(v, np.float64) for k, v in led._asdict().items()}
 
 

@@ -184,3 +184,21 @@ def test_bad_input_is_typed():
     with pytest.raises(BacktestInputError, match="eval_start"):
         run_venue_backtest(close, [{"kind": "static", "scan_range": 0.1}], book=10, eval_start="2030-01-01",
                            end="2021-02-01")
+
+
+def test_block_wise_market_equals_one_pass():
+    from margin.book import synthetic_book
+    from margin.liquidation import simulate_blocks
+
+    rng = np.random.default_rng(5)
+    T = 50
+    P = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, (T, 2)), 0))
+    book = synthetic_book(60, ("BTC", "ETH"), seed=1, tenors=(2, 5))
+    args = (book, P, make_oracle(P), np.full((T, 2), 1e8), np.full((T, 2), 0.03), np.full((T, 2), 0.6),
+            np.full((T, 2), 0.08))
+    kw = dict(dtype=np.float64, scan_down=np.full((T, 2), 0.1))
+    _, one, _ = simulate(book, prepare_market(*args, **kw), np.array([0.8, 0.8]))
+    _, blk, _ = simulate_blocks(book, lambda r: prepare_market(*args, rows=r, **kw), T, np.array([0.8, 0.8]),
+                                block=7)
+    for f in ("balances", "fund", "bad_debt", "im", "equity", "n_liquidations"):
+        np.testing.assert_allclose(np.asarray(getattr(blk, f)), np.asarray(getattr(one, f)), rtol=1e-9, atol=1e-6)
