@@ -123,8 +123,10 @@ def train_models(cfg, features: Mapping[str, pd.DataFrame], names, *, progress: 
     show = get("progress", None) if progress is None else progress
     show = sys.stderr.isatty() if show is None else bool(show)
     over = _plain(get("models", None)) or {}
+    from tqdm.auto import tqdm
+
     models, secs = {}, {}
-    for name in names:
+    for name in tqdm(list(names), desc="training models", disable=not show, leave=False):
         entry = dict(over.get(name) or {}) if isinstance(over.get(name), Mapping) else {}
         user = {k: v for k, v in entry.items() if k != "config"}
         mc = model_config(str(entry.get("config", name)), user)
