@@ -29,7 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.data import load_features
 from margin.simulation import coverage_metrics, h_day_losses, render_report  # noqa: F401  (re-exported)
-from predictive.training import CONF_DIR, forecast_arrays, model_config, train_models  # noqa: F401
+from predictive.training import (CONF_DIR, forecast_arrays, load_forecast_arrays, model_config,  # noqa: F401
+                                 save_forecast_arrays, train_models)
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +80,6 @@ def _cache_path(cfg, needed, dates) -> Path | None:
     return Path(cfg.forecast_cache) / f"forecasts_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _save_forecasts(path: Path, forecasts) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{n}.{f}": getattr(fc, f) for n, fc in forecasts.items()
-              for f in ("sigma", "q_lo", "q_hi", "p_high") if getattr(fc, f) is not None}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def _load_forecasts(path: Path) -> dict:
-    from margin.policies import ForecastArrays
-
-    z = np.load(path)
-    names = sorted({k.split(".")[0] for k in z.files})
-    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
-                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
-
-
 def _hourly_closes(cfg, assets) -> pd.DataFrame | None:
     from predictive.intraday import load_hourly
 
@@ -105,6 +88,25 @@ def _hourly_closes(cfg, assets) -> pd.DataFrame | None:
     if not (cfg.data.use_hourly and wanted):
         return None
     return pd.DataFrame({a: load_hourly(cfg.data.hourly.get(a, a))["close"] for a in assets})
+
+
+def _check(cfg) -> None:
+    """Refuse a bad ``liquidation`` block before any work (the error names the key)."""
+    from margin.simulation import BacktestInputError
+
+    lq = cfg.get("liquidation") or {}
+    freq = lq.get("frequency", "daily")
+    if freq not in ("daily", "hourly"):
+        raise BacktestInputError(f"liquidation.frequency: must be daily or hourly, got {freq!r}")
+    if freq == "hourly" and not cfg.data.use_hourly:
+        raise BacktestInputError("liquidation.frequency=hourly needs hourly bars: set data.use_hourly=true")
+    if int(lq.get("crash_pad_days", 3)) < 1:
+        raise BacktestInputError(f"liquidation.crash_pad_days: must be >= 1, got {lq.get('crash_pad_days')!r}")
+    for d in lq.get("crash_days", ()) or ():
+        try:
+            pd.Timestamp(str(d))
+        except ValueError:
+            raise BacktestInputError(f"liquidation.crash_days: not a date: {d!r}") from None
 
 
 def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forecasts=None) -> dict:
@@ -126,6 +128,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     from margin.simulation import run_venue_backtest, write_outputs
 
     t_start = time.perf_counter()
+    _check(cfg)
     assets = [str(a) for a in cfg.assets]
     horizon = int(cfg.horizon)
     t0 = time.perf_counter()
@@ -141,7 +144,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     needed = sorted({getattr(getattr(p, "inner", p), "model", None) for p in map(make_policy, pcfgs)} - {None})
     cache = _cache_path(cfg, needed, dates)
     if forecasts is None and cache is not None and cache.exists():
-        forecasts = _load_forecasts(cache)
+        forecasts = load_forecast_arrays(cache)
         log.info("forecasts loaded from %s", cache)
     if forecasts is None:
         models, secs = train_models(cfg, features, needed)
@@ -150,7 +153,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         forecasts = forecast_arrays(models, features, dates, horizon)
         timings["forecast_s"] = time.perf_counter() - t0
         if cache is not None:
-            _save_forecasts(cache, forecasts)
+            save_forecast_arrays(cache, forecasts)
 
     close = pd.DataFrame({a: features[a]["_close"].reindex(dates) for a in assets})
     volume = pd.DataFrame({a: features[a]["_volume"].reindex(dates) for a in assets})

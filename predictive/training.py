@@ -30,7 +30,8 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONF_DIR", "forecast_arrays", "model_config", "model_kwargs", "train_models"]
+__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_kwargs",
+           "save_forecast_arrays", "train_models"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -173,3 +174,24 @@ def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates
             sigma=np.stack(cols["sigma"], 1), q_lo=np.stack(cols["q_lo"], 1), q_hi=np.stack(cols["q_hi"], 1),
             p_high=np.stack(cols["p_high"], 1) if has_regimes else None)
     return out
+
+
+def save_forecast_arrays(path: str | Path, forecasts: Mapping) -> None:
+    """Save ``{model: ForecastArrays}`` to one ``.npz`` (written to a temporary file, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{n}.{f}": getattr(fc, f) for n, fc in forecasts.items()
+              for f in ("sigma", "q_lo", "q_hi", "p_high") if getattr(fc, f) is not None}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_forecast_arrays(path: str | Path) -> dict:
+    """Inverse of :func:`save_forecast_arrays`."""
+    from margin.policies import ForecastArrays
+
+    z = np.load(path)
+    names = sorted({k.split(".")[0] for k in z.files})
+    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
+                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}

@@ -46,3 +46,17 @@ def test_predictive_coverage_is_a_reexport():
     import predictive.coverage as old
 
     assert old.kupiec_pof is new.kupiec_pof and old.christoffersen is new.christoffersen
+
+
+def test_forecast_arrays_round_trip(tmp_path):
+    import numpy as np
+
+    from margin.policies import ForecastArrays
+    from predictive.training import load_forecast_arrays, save_forecast_arrays
+
+    rng = np.random.default_rng(0)
+    fc = {"a": ForecastArrays(*rng.random((3, 4, 2))), "b": ForecastArrays(*rng.random((4, 4, 2)))}
+    save_forecast_arrays(tmp_path / "f.npz", fc)
+    back = load_forecast_arrays(tmp_path / "f.npz")
+    assert back["a"].p_high is None and np.array_equal(back["b"].p_high, fc["b"].p_high)
+    assert np.array_equal(back["a"].sigma, fc["a"].sigma)
