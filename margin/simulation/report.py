@@ -180,7 +180,10 @@ def _hourly_section(h: dict, c: dict) -> list[str]:
         return L + ["Not run (needs hourly bars: `data.use_hourly=true`, and `liquidation.hourly_comparison=true`).",
                     ""]
     L += ["The same policies and book stepped once a day (daily closes) and once an hour (hourly bars), margin set "
-          "daily in both; intraday steps see the path inside a crash day. Bad debt in USD.", ""]
+          "daily in both; intraday steps see the path inside a crash day. Bad debt in USD. Caveat: hourly steps also "
+          "let accounts answer margin calls within the hour and spread liquidations (and their square-root impact) "
+          "over the day, which is optimistic; read the gap as an upper bound on what intraday liquidation saves.",
+          ""]
     if whole:
         L += [f"Whole evaluation period ({c['eval_start']} .. {c['end']}):", "",
               "| policy | bad debt daily | bad debt hourly | liquidations daily | liquidations hourly |",
