@@ -9,6 +9,8 @@ References:
     Christoffersen, P. (1998). Evaluating interval forecasts. International Economic Review 39(4).
     Basel Committee on Banking Supervision (1996). Supervisory framework for the use of "backtesting" in conjunction
     with the internal models approach to market risk capital requirements (traffic-light zones).
+
+Bad input raises :class:`margin.validation.MarginInputError` (a ``ValueError``) naming the argument and value.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from margin.validation import MarginInputError
 
 __all__ = [
     "KupiecResult",
@@ -76,20 +80,20 @@ class ChristoffersenResult:
 def _as_exceptions(exceptions) -> np.ndarray:
     arr = np.asarray(exceptions)
     if arr.ndim != 1:
-        raise ValueError(f"exceptions must be a 1-D array of booleans, got shape {arr.shape}")
+        raise MarginInputError("exceptions", "must be a 1-D array of booleans", value=arr.shape)
     if arr.size == 0:
-        raise ValueError("exceptions is empty: a coverage test needs at least one observation")
+        raise MarginInputError("exceptions", "empty: a coverage test needs at least one observation")
     if arr.dtype != bool:
         if not np.isin(arr, (0, 1)).all():
             bad = int(np.flatnonzero(~np.isin(arr, (0, 1)))[0])
-            raise ValueError(f"exceptions must be booleans or 0/1, got {arr[bad]!r} at index {bad}")
+            raise MarginInputError("exceptions", "must be booleans or 0/1", index=bad, value=arr[bad].item())
         arr = arr.astype(bool)
     return arr
 
 
 def _check_coverage(coverage: float) -> float:
     if not 0.0 < coverage < 1.0:
-        raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage!r}")
+        raise MarginInputError("coverage", "must lie strictly between 0 and 1", value=coverage)
     return float(coverage)
 
 
@@ -133,7 +137,7 @@ def kupiec_acceptance_band(n: int, coverage: float = 0.99, significance: float =
         ValueError: ``n < 1`` or ``coverage`` outside (0, 1).
     """
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise MarginInputError("n", "must be at least 1", value=n)
     accepted = [x for x in range(n + 1)
                 if kupiec_pof(np.arange(n) < x, coverage).pvalue >= significance]
     return min(accepted), max(accepted)
@@ -159,7 +163,7 @@ def christoffersen(exceptions, coverage: float = 0.99) -> ChristoffersenResult:
     """
     hits = _as_exceptions(exceptions)
     if hits.size < 2:
-        raise ValueError(f"the independence test needs at least 2 observations, got {hits.size}")
+        raise MarginInputError("exceptions", "the independence test needs at least 2 observations", value=int(hits.size))
     prev, curr = hits[:-1], hits[1:]
     n00 = int(np.sum(~prev & ~curr))
     n01 = int(np.sum(~prev & curr))
@@ -184,7 +188,7 @@ def traffic_light_zone(n_exceptions: int) -> str:
         ValueError: a negative count.
     """
     if n_exceptions < 0:
-        raise ValueError(f"n_exceptions must be non-negative, got {n_exceptions}")
+        raise MarginInputError("n_exceptions", "must be non-negative", value=n_exceptions)
     if n_exceptions <= 4:
         return "green"
     if n_exceptions <= 9:
@@ -207,7 +211,7 @@ def traffic_light(exceptions, window: int = 250) -> list[str]:
     """
     hits = _as_exceptions(exceptions)
     if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
+        raise MarginInputError("window", "must be at least 1", value=window)
     blocks = hits.size // window
     return [traffic_light_zone(int(hits[b * window:(b + 1) * window].sum())) for b in range(blocks)]
 
