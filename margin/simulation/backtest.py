@@ -326,6 +326,10 @@ def run_venue_backtest(close: pd.DataFrame, policies: Sequence, forecasts: Mappi
         t0 = time.perf_counter()
         scans = (np.asarray(out.scan_range, np.float64)[sim],) + tuple(x[sim] for x in side_scans(out))
         if frequency == "hourly":
+            h0, h1 = hourly_close.dropna().index[[0, -1]]
+            if h0 > sdates[0] + pd.Timedelta(hours=23) or h1 < sdates[-1]:
+                raise BacktestInputError(f"hourly_close: bars {h0} .. {h1} do not cover the simulated days "
+                                         f"{sdates[0].date()} .. {sdates[-1].date()} (frequency=hourly)")
             hrs, Ph, adv_h, sig_h, iv_h, sc_h = _hourly_inputs(hourly_close, assets, sdates, np.arange(len(sdates)),
                                                                adv, sig_d, iv, scans)
             led_h = _simulate(bk, Ph, oracle, adv_h, sig_h, iv_h, sc_h, out.mm_factor, lp, ms, jdtype,
