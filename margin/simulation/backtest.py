@@ -56,6 +56,7 @@ DEFAULT_STRESS_WINDOWS: dict[str, tuple[str, str]] = {
     "2022-11 FTX": ("2022-11-01", "2022-11-30"),
 }
 DEFAULT_CRASH_DAYS: tuple[str, ...] = ("2020-03-12", "2021-05-19", "2022-11-09")
+HOURLY_BLOCK = 24 * 90      # hourly steps per block of the market build and scan (bounds memory: ~1.5 GB at 10k)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +160,9 @@ def _simulate(book, P, oracle_kw, adv, sig, iv, scans, mm, lp, ms, dtype, spd=1,
         lp = dataclasses.replace(lp, reentry_days=int(lp.reentry_days) * spd)
     kw = dict(vol_scan=ms.vol_scan, dtype=dtype, scan_down=down, scan_up=up, steps_per_day=spd)
     O = make_oracle(P, **okw)
-    if spd > 1 and len(P) > 24 * 90:        # long hourly paths: market built per 90-day block (bounded memory)
+    if spd > 1 and len(P) > HOURLY_BLOCK:   # long hourly paths: market built per 90-day block (bounded memory)
         _, led, _ = simulate_blocks(book, lambda r: prepare_market(book, P, O, adv, sig, iv, s, lp, rows=r, **kw),
-                                    len(P), mm, lp, block=24 * 90, progress=progress, desc=desc)
+                                    len(P), mm, lp, block=HOURLY_BLOCK, progress=progress, desc=desc)
     else:
         _, led, _ = simulate(book, prepare_market(book, P, O, adv, sig, iv, s, lp, **kw), mm, lp)
     return {k: np.asarray(v, np.float64) for k, v in led._asdict().items()}

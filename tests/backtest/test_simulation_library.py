@@ -53,8 +53,13 @@ def test_per_side_grid_moves():
     expect = np.where(mult > 0, mult * 0.03, mult * 0.10) * cover
     np.testing.assert_allclose(np.asarray(m.perp_move)[0, 0], expect)
     # IM of a long = its down move, of a short = its up move (worst grid scenario: 1 x scan range)
-    _, led, _ = simulate(book, m, np.array([0.8]), LiquidationParams(initial_cushion=0.0))
-    np.testing.assert_allclose(float(led.im[0]), 1000 * 0.10 + 1000 * 0.03, rtol=1e-9)
+    from margin.liquidation import _requirements
+
+    S = len(SPAN_GRID)
+    for q, want in ((100 / 100.0, 100 * 0.10), (-100 / 100.0, 100 * 0.03)):
+        im, _ = _requirements(np.array([[q]]), np.zeros(1), np.zeros((1, S + 4)), np.zeros((1, 1)),
+                              np.asarray(m.oracle)[0], np.asarray(m.perp_move)[0], np.array([0.8]))
+        np.testing.assert_allclose(float(im[0]), want, rtol=1e-9)
     sym = prepare_market(*args, np.maximum(down, up), dtype=np.float64)
     np.testing.assert_allclose(np.asarray(sym.perp_move)[0, 0], mult * 0.10 * cover)
 
@@ -85,7 +90,7 @@ def _prices(n=400, start="2021-01-01", assets=("BTC",), seed=0, gap=None):
 
 
 def test_coverage_judges_each_side_against_its_own_move():
-    close = _prices()
+    close = _prices(n=350)
     res = run_venue_backtest(close, [_SidedPolicy(0.5, 0.01, "sided")], book=50, stress_windows={},
                              hourly_comparison=False, progress=False)
     m = res.metrics["policies"]["sided"]
@@ -129,17 +134,21 @@ def test_hourly_schedule_and_daily_ledger():
     np.testing.assert_allclose(agg["fund"], [23, 47, 71])
 
 
-def test_hourly_steps_match_daily_when_prices_move_only_at_the_close():
+def test_hourly_steps_match_daily_when_prices_move_only_at_the_close(monkeypatch):
     """Hourly bars that repeat the previous daily close and jump at the day's last bar: hourly and daily steps see
-    the same marks, so liquidations and bad debt agree (the hourly run only adds intraday top-ups)."""
-    close = _prices(n=60, seed=3)
+    the same marks, so liquidations and bad debt agree (the hourly run only adds intraday top-ups). The hourly run
+    goes through the block-wise market build."""
+    import margin.simulation.backtest as bt
+
+    monkeypatch.setattr(bt, "HOURLY_BLOCK", 245)     # 52 days -> 24 * 52 - 23 = 1,225 hours = 5 equal blocks
+    close = _prices(n=52, seed=3)
     close.iloc[30:33] *= np.array([[0.7], [0.6], [0.9]])          # a crash that produces bad debt
     hours = pd.date_range(close.index[0], close.index[-1] + pd.Timedelta(hours=23), freq="h")
     day_close = close["BTC"].reindex(hours.normalize()).to_numpy()
     prev = close["BTC"].shift(1).bfill().reindex(hours.normalize()).to_numpy()
     hourly = pd.DataFrame({"BTC": np.where(hours.hour == 23, day_close, prev)}, index=hours)
     pol = [{"kind": "static", "name": "s", "scan_range": 0.05}]
-    kw = dict(book=200, stress_windows={}, hourly_close=hourly, hourly_comparison=False, progress=False,
+    kw = dict(book=50, stress_windows={}, hourly_close=hourly, hourly_comparison=False, progress=False,
               dtype="float64")
     daily = run_venue_backtest(close, pol, **kw).metrics["policies"]["s"]["book"]
     hourly_m = run_venue_backtest(close, pol, frequency="hourly", **kw).metrics
@@ -152,7 +161,7 @@ def test_hourly_steps_match_daily_when_prices_move_only_at_the_close():
 
 
 def test_report_adapts_to_one_asset_and_its_windows():
-    close = _prices(n=350, start="2022-01-01", assets=("SOL",), seed=1)
+    close = _prices(n=350, start="2022-01-01", assets=("SOL",), seed=1)      # same shapes as the coverage test
     res = run_venue_backtest(close, [{"kind": "static", "name": "s", "scan_range": 0.2}], book=50,
                              hourly_comparison=False, progress=False, train_end="2021-12-31")
     m = res.metrics
@@ -186,14 +195,15 @@ def test_bad_input_is_typed():
                            end="2021-02-01")
 
 
+@pytest.mark.slow
 def test_block_wise_market_equals_one_pass():
     from margin.book import synthetic_book
     from margin.liquidation import simulate_blocks
 
     rng = np.random.default_rng(5)
-    T = 50
+    T = 28
     P = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, (T, 2)), 0))
-    book = synthetic_book(60, ("BTC", "ETH"), seed=1, tenors=(2, 5))
+    book = synthetic_book(50, ("BTC", "ETH"), seed=1, tenors=(2, 5))
     args = (book, P, make_oracle(P), np.full((T, 2), 1e8), np.full((T, 2), 0.03), np.full((T, 2), 0.6),
             np.full((T, 2), 0.08))
     kw = dict(dtype=np.float64, scan_down=np.full((T, 2), 0.1))
