@@ -24,7 +24,8 @@ Example::
     close = pd.DataFrame({a: load_ohlcv(a)["close"] for a in ("BTC", "ETH")}).dropna()
     result = run_venue_backtest(close, [{"kind": "static", "scan_range": {"BTC": 0.16, "ETH": 0.18}}],
                                 book=2_000, start="2021-01-01")
-    write_outputs(result, "outputs/notebook_backtest")
+    print(result.metrics["policies"]["static"]["exceptions"])   # {"BTC": {"long": .., "short": ..}, "ETH": ..}
+    write_outputs(result, "outputs/notebook_backtest")           # metrics.json, report.md, plots
 """
 from margin.simulation.coverage import (ChristoffersenResult, KupiecResult, christoffersen, coverage_metrics,
                                         kupiec_acceptance_band, kupiec_pof, traffic_light, traffic_light_zone,
