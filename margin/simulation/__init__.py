@@ -12,6 +12,11 @@ in this package, the backtest built from them:
 - :mod:`margin.simulation.backtest`: :func:`run_venue_backtest`, prices + forecast arrays in, metrics out;
 - :mod:`margin.simulation.report`: Markdown report and plots.
 
+The building blocks of the other modules are re-exported here too, so that ``from margin.simulation import ...``
+covers the whole layer: :class:`Book`, :func:`synthetic_book`, :func:`load_positions`, :class:`LiquidationParams`,
+:func:`prepare_market`, :func:`simulate`, :func:`make_policy`, :class:`ForecastArrays`, :class:`RiskInputs`,
+:func:`largest_increase`, :func:`peak_to_trough` and the typed errors.
+
 ``margin`` imports neither ``predictive`` nor ``zkproofs``: forecasts come in as arrays
 (:class:`margin.policies.ForecastArrays`).
 
@@ -27,6 +32,11 @@ Example::
     print(result.metrics["policies"]["static"]["exceptions"])   # {"BTC": {"long": .., "short": ..}, "ETH": ..}
     write_outputs(result, "outputs/notebook_backtest")           # metrics.json, report.md, plots
 """
+from margin.book import Book, BookError, OptionGrid, load_positions, synthetic_book
+from margin.liquidation import (LiquidationError, LiquidationParams, make_oracle, prepare_market, simulate,
+                                simulate_blocks)
+from margin.policies import ForecastArrays, PolicyError, PolicyOutput, RiskInputs, make_policy
+from margin.procyclicality import largest_increase, peak_to_trough, procyclicality_summary
 from margin.simulation.coverage import (ChristoffersenResult, KupiecResult, christoffersen, coverage_metrics,
                                         kupiec_acceptance_band, kupiec_pof, traffic_light, traffic_light_zone,
                                         worst_zone)
@@ -38,6 +48,25 @@ from margin.simulation.backtest import (DEFAULT_CRASH_DAYS, DEFAULT_STRESS_WINDO
 from margin.simulation.report import pareto_plot, render_report, write_outputs
 
 __all__ = [
+    "Book",
+    "BookError",
+    "ForecastArrays",
+    "LiquidationError",
+    "LiquidationParams",
+    "OptionGrid",
+    "PolicyError",
+    "PolicyOutput",
+    "RiskInputs",
+    "largest_increase",
+    "load_positions",
+    "make_oracle",
+    "make_policy",
+    "peak_to_trough",
+    "prepare_market",
+    "procyclicality_summary",
+    "simulate",
+    "simulate_blocks",
+    "synthetic_book",
     "BacktestInputError",
     "BacktestResult",
     "ChristoffersenResult",
