@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import hydra
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -160,8 +159,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     bk = cfg.book
     if bk.get("positions_file"):
         syn = bk.synthetic
-        book = load_positions(bk.positions_file, assets=assets,
-                              grid=OptionGrid(tuple(int(d) for d in syn.tenors), tuple(float(x) for x in syn.moneyness)))
+        grid = OptionGrid(tuple(int(d) for d in syn.tenors), tuple(float(x) for x in syn.moneyness))
+        book = load_positions(bk.positions_file, assets=assets, grid=grid)
     else:
         from margin.book import synthetic_book
 
@@ -174,7 +173,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         close, pcfgs, forecasts, volume=volume, hourly_close=hourly, book=book, horizon=horizon,
         coverage=float(cfg.coverage), start=cfg.start, eval_start=cfg.eval_start, end=cfg.end,
         train_end=cfg.train_end, liquidation=OmegaConf.to_container(bk.liquidation, resolve=True),
-        market=OmegaConf.to_container(cfg.market, resolve=True), oracle=OmegaConf.to_container(cfg.oracle, resolve=True),
+        market=OmegaConf.to_container(cfg.market, resolve=True),
+        oracle=OmegaConf.to_container(cfg.oracle, resolve=True),
         stress_windows={k: tuple(v) for k, v in cfg.stress_windows.items()}, oracle_study=ostudy,
         frequency=str(lq.get("frequency", "daily")), hourly_comparison=bool(lq.get("hourly_comparison", True)),
         crash_days=tuple(str(d) for d in lq.get("crash_days", ())), crash_pad_days=int(lq.get("crash_pad_days", 3)),

@@ -163,7 +163,8 @@ def christoffersen(exceptions, coverage: float = 0.99) -> ChristoffersenResult:
     """
     hits = _as_exceptions(exceptions)
     if hits.size < 2:
-        raise MarginInputError("exceptions", "the independence test needs at least 2 observations", value=int(hits.size))
+        raise MarginInputError("exceptions", "the independence test needs at least 2 observations",
+                               value=int(hits.size))
     prev, curr = hits[:-1], hits[1:]
     n00 = int(np.sum(~prev & ~curr))
     n01 = int(np.sum(~prev & curr))

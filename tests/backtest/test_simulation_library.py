@@ -10,7 +10,7 @@ import pytest
 
 import margin.simulation as ms
 from margin.book import Book, OptionGrid
-from margin.liquidation import SPAN_GRID, LiquidationParams, make_oracle, prepare_market, simulate
+from margin.liquidation import SPAN_GRID, make_oracle, prepare_market, simulate
 from margin.simulation import (BacktestInputError, daily_ledger, forecast_variability, h_day_losses,
                                hourly_schedule, render_report, run_venue_backtest)
 
