@@ -81,3 +81,18 @@ def test_launcher_configs():
         assert cfg.hydra.launcher.cpus_per_task == 2 and "SlurmLauncher" in cfg.hydra.launcher._target_
         cfg = compose(config_name="backtest", overrides=["hydra/launcher=joblib_local"], return_hydra_config=True)
         assert cfg.hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("override, match", [("liquidation.frequency=weekly", "liquidation.frequency"),
+                                             ("liquidation.crash_days=[notadate]", "liquidation.crash_days")])
+def test_bad_liquidation_block_refused_before_any_work(override, match):
+    import time
+
+    from margin.liquidation import LiquidationError
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="backtest", overrides=[override])
+    t0 = time.perf_counter()
+    with pytest.raises(LiquidationError, match=match):
+        run_backtest(cfg)
+    assert time.perf_counter() - t0 < 2.0
