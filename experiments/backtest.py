@@ -114,8 +114,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     Args:
         cfg: composed ``conf/backtest.yaml``.
         output_dir: where metrics.json, report.md and plots go (None: nothing written).
-        forecasts: optional precomputed ``{model: ForecastArrays}`` on the full feature index (skips training;
-            used by ``experiments.run``, tests and sweeps).
+        forecasts: optional precomputed ``{model: ForecastArrays}`` on the feature dates up to ``cfg.end`` or on
+            all feature dates (skips training; used by ``experiments.run``, ``experiments.tune_policy``, tests).
 
     Returns:
         ``metrics`` with ``config``, ``policies`` (per policy: ``coverage`` per ``<asset>_<side>``, ``exceptions``
@@ -135,7 +135,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     dates = features[assets[0]].index
     for a in assets[1:]:
         dates = dates.intersection(features[a].index)
-    dates = dates[dates <= pd.Timestamp(cfg.end)]
+    full, dates = dates, dates[dates <= pd.Timestamp(cfg.end)]     # forecasts may come on either index
     hourly = _hourly_closes(cfg, assets)
     timings = {"features_s": time.perf_counter() - t0}
 
@@ -154,8 +154,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         if cache is not None:
             save_forecast_arrays(cache, forecasts)
 
-    close = pd.DataFrame({a: features[a]["_close"].reindex(dates) for a in assets})
-    volume = pd.DataFrame({a: features[a]["_volume"].reindex(dates) for a in assets})
+    close = pd.DataFrame({a: features[a]["_close"].reindex(full) for a in assets})
+    volume = pd.DataFrame({a: features[a]["_volume"].reindex(full) for a in assets})
     bk = cfg.book
     if bk.get("positions_file"):
         syn = bk.synthetic

@@ -199,7 +199,8 @@ def run_venue_backtest(close: pd.DataFrame, policies: Sequence, forecasts: Mappi
         policies: policy configs (mappings as ``conf/policy/*.yaml``, with ``kind``),
             :class:`margin.policies.MarginPolicy` objects, or any callable ``inputs -> PolicyOutput``-like object
             (``scan_range``, ``mm_factor``, ``name`` and optionally per-side ``scan_down`` / ``scan_up``).
-        forecasts: model name -> :class:`margin.policies.ForecastArrays` aligned on ``close``'s index (T, A).
+        forecasts: model name -> :class:`margin.policies.ForecastArrays` ``(T, A)`` aligned on ``close``'s rows
+            (after dropping rows with a NaN), either all of them or those up to ``end``.
         volume: daily traded volume, USD, same shape as ``close`` (None: no market impact).
         hourly_close: hourly closes, USD, indexed by bar open time (UTC), one column per asset; needed for
             ``frequency="hourly"`` and the daily-vs-hourly comparison.

@@ -212,3 +212,20 @@ def test_block_wise_market_equals_one_pass():
                                 block=7)
     for f in ("balances", "fund", "bad_debt", "im", "equity", "n_liquidations"):
         np.testing.assert_allclose(np.asarray(getattr(blk, f)), np.asarray(getattr(one, f)), rtol=1e-9, atol=1e-6)
+
+
+def test_forecasts_on_the_full_index_or_up_to_end_agree():
+    from margin.policies import ForecastArrays
+
+    close = _prices(n=350)
+    rng = np.random.default_rng(2)
+    sig = 0.03 * np.exp(rng.normal(0, 0.2, (350, 1)))
+    fc = ForecastArrays(sig, -2.3 * sig, 2.3 * sig)
+    cut = 300
+    kw = dict(book=50, stress_windows={}, hourly_comparison=False, progress=False, end=close.index[cut - 1])
+    pol = [{"kind": "reactive", "name": "r", "model": "m"}]
+    a = run_venue_backtest(close, pol, {"m": fc}, **kw).metrics["policies"]["r"]
+    b = run_venue_backtest(close, pol, {"m": ForecastArrays(sig[:cut], -2.3 * sig[:cut], 2.3 * sig[:cut])},
+                           **kw).metrics["policies"]["r"]
+    assert a["exceptions"] == b["exceptions"] and a["avg_im_fraction"] == b["avg_im_fraction"]
+    assert a["coverage"]["BTC_long"]["n"] == cut - 1          # the last day's 1-day loss lies beyond `end`
