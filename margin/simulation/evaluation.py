@@ -171,8 +171,9 @@ def policy_metrics(name: str, scans: tuple[np.ndarray, np.ndarray, np.ndarray], 
         :func:`margin.simulation.coverage.coverage_metrics`), ``exceptions`` (asset -> side -> count),
         ``procyclicality`` per asset (of ``scan_range``) and ``procyclicality_by_series``, ``avg_im_fraction``,
         ``avg_im_fraction_by_asset``, ``avg_im_fraction_by_series``, ``max_increase_30d`` (largest over series),
-        ``all_pass_5pct``, ``exceptions_total``, ``book`` (liquidations, bad debt, fund, ledger check), ``stress``
-        per window, ``stress_bad_debt_usd`` and ``stress_bad_debt_oos_usd``.
+        ``all_pass_5pct``, ``exceptions_total``, ``margin_variability`` (per series: median / 99th percentile / max
+        of ``|log(m_t / m_{t-1})|`` of the IM fraction, as :func:`forecast_variability`), ``book`` (liquidations,
+        bad debt, fund, ledger check), ``stress`` per window, ``stress_bad_debt_usd`` and ``stress_bad_debt_oos_usd``.
     """
     s, down, up = scans
     ev = np.asarray(eval_mask, bool)
@@ -198,6 +199,9 @@ def policy_metrics(name: str, scans: tuple[np.ndarray, np.ndarray, np.ndarray], 
     res["all_pass_5pct"] = bool(cov) and all(c["passes_5pct"] for c in cov)
     res["exceptions_total"] = int(sum(c["exceptions"] for c in cov))
     res["avg_im_fraction_by_series"] = by_series
+    keys = [f"{asset}_{side}" for asset in assets for side in SIDES]
+    res["margin_variability"] = forecast_variability(
+        np.stack([side_scan[k.rsplit("_", 1)[1]][ev][:, assets.index(k.rsplit("_", 1)[0])] for k in keys], 1), keys)
     res["avg_im_fraction"] = float(np.mean(list(by_series.values())))
     res["avg_im_fraction_by_asset"] = {asset: float(np.mean([by_series[f"{asset}_{x}"] for x in SIDES]))
                                        for asset in assets}

@@ -90,15 +90,19 @@ def render_report(m: dict) -> str:
                  f"{_usd(r['stress_bad_debt_usd'])} | {_usd(b['fund_min'])} |")
     L += ["", "![Pareto](pareto.png)", "",
           "## Coverage per side", "",
-          "Longs are judged against the down move, shorts against the up move.", "",
-          "| policy | asset | side | avg IM | n | exceptions | rate | Kupiec LR (p) | Christoffersen ind LR (p) | "
-          "cc LR (p) | traffic light per 250 days |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "Longs are judged against the down move, shorts against the up move. The day-to-day change is "
+          "exp|log(IM_t / IM_{t-1})| - 1 over the evaluation period.", "",
+          "| policy | asset | side | avg IM | IM day-to-day change, median / p99 | n | exceptions | rate | "
+          "Kupiec LR (p) | Christoffersen ind LR (p) | cc LR (p) | traffic light per 250 days |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in m["policies"].items():
         for ser, x in r["coverage"].items():
             asset, side = ser.rsplit("_", 1)
             tl = ",".join(z[0].upper() for z in x["traffic_light"]) or "-"
+            mv = (r.get("margin_variability") or {}).get(ser)
+            mv = "n/a" if mv is None else f"{_pct(np.expm1(mv['median']))} / {_pct(np.expm1(mv['p99']))}"
             L.append(f"| {name} | {asset} | {side} | {_pct(r.get('avg_im_fraction_by_series', {}).get(ser))} | "
-                     f"{x['n']} | {x['exceptions']} | {_pct(x['rate'], 2)} | {x['kupiec_lr']:.2f} "
+                     f"{mv} | {x['n']} | {x['exceptions']} | {_pct(x['rate'], 2)} | {x['kupiec_lr']:.2f} "
                      f"({x['kupiec_p']:.3f}) | {x['christoffersen_lr_ind']:.2f} ({x['christoffersen_p_ind']:.3f}) | "
                      f"{x['christoffersen_lr_cc']:.2f} ({x['christoffersen_p_cc']:.3f}) | {tl} |")
     var = m.get("forecast_variability") or {}
