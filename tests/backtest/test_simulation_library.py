@@ -217,11 +217,11 @@ def test_block_wise_market_equals_one_pass():
 def test_forecasts_on_the_full_index_or_up_to_end_agree():
     from margin.policies import ForecastArrays
 
-    close = _prices(n=350)
+    close = _prices(n=400)
     rng = np.random.default_rng(2)
-    sig = 0.03 * np.exp(rng.normal(0, 0.2, (350, 1)))
+    sig = 0.03 * np.exp(rng.normal(0, 0.2, (400, 1)))
     fc = ForecastArrays(sig, -2.3 * sig, 2.3 * sig)
-    cut = 300
+    cut = 350                                                   # same simulated shape as the coverage test
     kw = dict(book=50, stress_windows={}, hourly_comparison=False, progress=False, end=close.index[cut - 1])
     pol = [{"kind": "reactive", "name": "r", "model": "m"}]
     a = run_venue_backtest(close, pol, {"m": fc}, **kw).metrics["policies"]["r"]
