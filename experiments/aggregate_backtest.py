@@ -1,11 +1,12 @@
-"""Collect a backtest sweep into one comparison table and a Pareto plot (bad debt vs average margin).
+"""Collect a backtest sweep into one comparison table and a Pareto plot (average margin vs largest 30-day increase,
+bad debt as marker size).
 
     python -m experiments.aggregate_backtest multirun/backtest/<date>/<time> [--out DIR]
 
 Reads every ``metrics.json`` under the directory (one per Hydra job; each may hold several policies), writes
 ``comparison.md``, ``comparison.csv`` and ``pareto.png`` (into ``--out``, default the sweep directory) and prints
-the table. A policy is on the Pareto frontier when no other has both lower average margin and lower bad debt
-(both over the evaluation period, ``eval_start .. end``).
+the table. A policy is on the Pareto frontier when no other is at least as good on average margin, largest 30-day
+increase and bad debt, and better on one (all over the evaluation period, ``eval_start .. end``).
 """
 from __future__ import annotations
 
@@ -25,29 +26,35 @@ def collect(root: str | Path) -> pd.DataFrame:
     for f, m in iter_run_metrics(root, ("policies",)):
         for name, r in m["policies"].items():
             b = r["book"]
+            exc = r.get("exceptions") or {}
             rows.append({
                 "job": str(f.parent.relative_to(root)) or ".", "policy": name, "kind": r.get("kind"),
                 "model": r.get("model"), "avg_im_fraction": r["avg_im_fraction"],
                 "book_im_over_notional": b["avg_im_over_notional"], "exceptions": r["exceptions_total"],
+                "exceptions_long": sum(v.get("long", 0) for v in exc.values()),
+                "exceptions_short": sum(v.get("short", 0) for v in exc.values()),
                 "coverage_pass_5pct": r["all_pass_5pct"], "max_increase_30d": r["max_increase_30d"],
+                "peak_to_trough": r.get("peak_to_trough", float("nan")),
                 "liquidations": b["liquidations"], "liquidation_volume_usd": b["liquidation_volume_usd"],
                 "bad_debt_usd": b["bad_debt_usd"], "stress_bad_debt_usd": r["stress_bad_debt_usd"],
                 "fund_min_usd": b["fund_min"]})
     df = pd.DataFrame(rows)
-    df["pareto"] = pareto_front(df["avg_im_fraction"].to_numpy(), df["bad_debt_usd"].to_numpy())
+    df["pareto"] = pareto_front(df["avg_im_fraction"].to_numpy(), df["bad_debt_usd"].to_numpy(),
+                                df["max_increase_30d"].to_numpy())
     return df
 
 
-def pareto_front(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """Boolean mask of points not dominated (another point <= in both and < in one)."""
-    cost, loss = np.asarray(cost, float), np.asarray(loss, float)
-    dom = (cost[None, :] <= cost[:, None]) & (loss[None, :] <= loss[:, None]) & \
-          ((cost[None, :] < cost[:, None]) | (loss[None, :] < loss[:, None]))
-    return ~dom.any(axis=1)
+def pareto_front(cost: np.ndarray, loss: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    """Boolean mask of points not dominated (another point <= in every criterion and < in one); lower is better."""
+    pts = np.stack([np.asarray(x, float) for x in (cost, loss, *more)], 1)
+    le = (pts[None, :, :] <= pts[:, None, :]).all(-1)
+    lt = (pts[None, :, :] < pts[:, None, :]).any(-1)
+    return ~(le & lt).any(axis=1)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    cols = ["job", "policy", "avg_im_fraction", "exceptions", "coverage_pass_5pct", "max_increase_30d",
+    cols = ["job", "policy", "avg_im_fraction", "exceptions_long", "exceptions_short", "coverage_pass_5pct",
+            "max_increase_30d", "peak_to_trough",
             "liquidations", "bad_debt_usd", "stress_bad_debt_usd", "pareto"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.sort_values(["avg_im_fraction"]).iterrows():
@@ -56,6 +63,8 @@ def to_markdown(df: pd.DataFrame) -> str:
             v = r[c]
             if c in ("avg_im_fraction", "max_increase_30d"):
                 vals.append(f"{100 * v:.1f}%")
+            elif c == "peak_to_trough":
+                vals.append(f"{v:.2f}")
             elif c.endswith("_usd"):
                 vals.append(f"{v:,.0f}")
             else:
@@ -65,25 +74,13 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def pareto_plot(df: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    """Average margin vs largest 30-day increase, bad debt as marker size (:func:`margin.simulation.pareto_plot`)."""
+    from margin.simulation import pareto_plot as plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 6))
-    loss = df["bad_debt_usd"] / 1e6
-    ax.scatter(100 * df["avg_im_fraction"], loss, c=np.where(df["pareto"], "tab:red", "tab:blue"))
-    for (_, r), y in zip(df.iterrows(), loss):
-        ax.annotate(f"{r['policy']} [{r['job']}]", (100 * r["avg_im_fraction"], y), fontsize=6)
-    front = df.assign(loss=loss)[df["pareto"]].sort_values("avg_im_fraction")
-    ax.plot(100 * front["avg_im_fraction"], front["loss"], "r--", lw=1, label="Pareto frontier")
-    ax.set_xlabel("average IM (% of notional), evaluation period")
-    ax.set_ylabel("bad debt over the evaluation period (USD m)")
-    ax.set_title("Bad debt vs average margin")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pols = {f"{r['policy']} [{r['job']}]": {"avg_im_fraction": r["avg_im_fraction"],
+                                           "max_increase_30d": r["max_increase_30d"],
+                                           "book": {"bad_debt_usd": r["bad_debt_usd"]}} for _, r in df.iterrows()}
+    plot({"policies": pols}, path)
 
 
 def main(argv=None) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Liquidation simulator: a venue's accounts, margin checks, liquidations, insurance fund and ADL over time.
 
-The whole path is one ``jax.lax.scan`` over steps (days by default; any frequency works) and vectorised over N
+The whole path is one ``jax.lax.scan`` over steps (days by default; hourly steps with ``steps_per_day=24``, see
+:mod:`margin.simulation.intraday`) and vectorised over N
 accounts. Money is conserved: every transfer has two sides in the per-step :class:`Ledger` and a test checks
 ``balances + insurance_fund + counterparties - net_deposits == initial`` at every step, together with
 ``bad_debt = paid_by_fund + paid_by_adl + socialised`` and ``fund = fund_0 + fees - paid_by_fund``.
@@ -14,7 +15,9 @@ Order of events in step t (all prices are closes of step t):
    money (keeps the population stable over multi-year runs; 0 disables).
 3. **Requirements**: per asset, the worst loss over a SPAN-style grid (price moves of 0, +-1/3, +-2/3, +-1 x the
    policy's scan range with volatility up / down, and +-2 x scan range counted at 35%; CME SPAN risk arrays) of
-   the account's perpetual plus option legs; IM = sum over assets; MM = sum of mm_factor_a x loss_a.
+   the account's perpetual plus option legs; IM = sum over assets; MM = sum of mm_factor_a x loss_a. With
+   per-side margin the down scenarios use the policy's ``scan_down`` and the up scenarios its ``scan_up``
+   (longs are margined on the lower tail, shorts on the upper tail).
 4. **Liquidation** when equity < MM: close a fraction ``c = clip(1 - E / IM + close_extra, min_close,
    close_factor)`` of every position (``c = 1`` when E <= full_liquidation_ratio x MM), so the remainder is back
    at IM. Fills: perpetuals at the MARKET price P_t (not the oracle) minus slippage ``impact_a = impact_k x
@@ -63,6 +66,7 @@ __all__ = [
     "option_scenario_pnl",
     "prepare_market",
     "simulate",
+    "simulate_blocks",
 ]
 
 # CME SPAN risk-array scenarios: (price move in scan ranges, vol move sign, cover fraction). Source: CME SPAN
@@ -243,14 +247,19 @@ def make_oracle(price: np.ndarray, kind: str = "spot", *, lag: int = 1, window: 
 
 # --------------------------------------------------------------------------------------------------- options
 
-def _series_strikes(oracle: np.ndarray, tenors, moneyness):
-    """Per step: strike (T, A, J, K), years to expiry (T, J), roll flag (T, J), previous strike (T, A, J, K)."""
+def _series_strikes(oracle: np.ndarray, tenors, moneyness, steps_per_day: int = 1):
+    """Per step: strike (T, A, J, K), years to expiry (T, J), roll flag (T, J), previous strike (T, A, J, K).
+
+    ``tenors`` are in days; with ``steps_per_day`` > 1 (hourly steps: 24) a series rolls every
+    ``tenor x steps_per_day`` steps and its time to expiry counts steps of 1 / (365 x steps_per_day) years.
+    """
     T = oracle.shape[0]
     t = np.arange(T)
-    D = np.asarray(tenors)[None, :]
+    spd = int(steps_per_day)
+    D = np.asarray(tenors)[None, :] * spd
     last_roll = (t[:, None] // D) * D                   # (T, J)
     roll = (t[:, None] % D == 0)
-    tau = (D - (t[:, None] - last_roll)) / 365.0
+    tau = (D - (t[:, None] - last_roll)) / (365.0 * spd)
     m = np.asarray(moneyness)
     s_roll = oracle[last_roll]                          # (T, J, A)
     strike = np.transpose(s_roll, (0, 2, 1))[..., None] * m     # (T, A, J, K)
@@ -259,12 +268,15 @@ def _series_strikes(oracle: np.ndarray, tenors, moneyness):
     return strike, tau, roll, prev_strike
 
 
-def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.25):
+def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.25, *, scan_down=None):
     """Per-coin option value, delta and SPAN-grid P&L for the option grid.
 
     Args:
         spot: ``(T, A)`` USD. strike: ``(T, A, J, K)`` USD. tau: ``(T, J)`` years (> 0). iv: ``(T, A)``
-        annualised. scan_range: ``(T, A)`` relative move. vol_scan: relative vol shift of the SPAN grid.
+        annualised. scan_range: ``(T, A)`` relative move (the up move when ``scan_down`` is given).
+        vol_scan: relative vol shift of the SPAN grid.
+        scan_down: optional ``(T, A)`` relative down move: the grid's negative price scenarios move by
+            ``mult x scan_down``, the positive ones by ``mult x scan_range`` (per-side margin); None = symmetric.
 
     Returns:
         value ``(T, I)``, delta ``(T, I)``, pnl ``(T, I, S)`` with I = A*J*K*2 in :class:`margin.book.OptionGrid`
@@ -284,7 +296,7 @@ def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.2
     value = np.asarray(g.price).reshape(T, -1)
     delta = np.asarray(g.delta).reshape(T, -1)
     mult, vsgn, cover = SPAN_GRID.T
-    move = np.maximum(mult[None, None, :] * scan_range[:, :, None], -0.95)      # (T, A, S)
+    move = np.maximum(_grid_moves(scan_range, scan_range if scan_down is None else scan_down), -0.95)  # (T, A, S)
     f1 = spot[:, :, None] * (1 + move)
     v1 = iv[:, :, None] * (1 + vol_scan * vsgn)
     S = len(mult)
@@ -297,10 +309,20 @@ def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.2
     return value, delta, pnl.reshape(T, -1, S)
 
 
+def _grid_moves(scan_up: np.ndarray, scan_down: np.ndarray) -> np.ndarray:
+    """``(T, A, S)`` relative price move of every SPAN-grid scenario: ``mult x scan_up`` for up moves,
+    ``mult x scan_down`` for down moves (mult < 0), 0 for the unchanged-price scenarios."""
+    mult = SPAN_GRID[:, 0]
+    up = np.asarray(scan_up, np.float64)[:, :, None]
+    down = np.asarray(scan_down, np.float64)[:, :, None]
+    return np.where(mult > 0, mult * up, mult * down)
+
+
 def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd: np.ndarray,
                    sigma_daily: np.ndarray, iv: np.ndarray, scan_range: np.ndarray,
                    params: LiquidationParams = LiquidationParams(), *, vol_scan: float = 0.25,
-                   dtype=jnp.float32) -> MarketPath:
+                   dtype=jnp.float32, scan_down: np.ndarray | None = None, scan_up: np.ndarray | None = None,
+                   steps_per_day: int = 1, rows: tuple[int, int] | None = None) -> MarketPath:
     """Precompute every per-step input of :func:`simulate` (vectorised over steps; no Python loop over time).
 
     Args:
@@ -314,47 +336,105 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
         params: :class:`LiquidationParams`.
         vol_scan: SPAN volatility scan range, relative.
         dtype: dtype of the returned arrays (float32 default; float64 for exact ledger tests).
+        scan_down, scan_up: optional ``(T, A)`` per-side scan ranges (relative down / up move covered, e.g.
+            :class:`margin.policies.PolicyOutput` ``scan_down`` / ``scan_up``): the grid's down scenarios move
+            prices by ``mult x scan_down``, its up scenarios by ``mult x scan_up``. Each defaults to
+            ``scan_range`` (symmetric grid).
+        steps_per_day: steps per day (1 daily, 24 hourly); option series roll every ``tenor x steps_per_day``
+            steps and their time to expiry is counted in steps of ``1 / (365 x steps_per_day)`` years.
+            ``sigma_daily`` and ``volume_usd`` are then per step (see :mod:`margin.simulation.intraday`).
+        rows: optional ``(start, stop)``: return only steps ``start .. stop - 1`` (the option series and the
+            previous oracle still follow the whole path), for :func:`simulate_blocks`.
 
     Raises:
         LiquidationError naming field and index for shape mismatch, NaN/inf, non-positive prices or vols.
     """
     T, A = np.shape(price)
+    if int(steps_per_day) < 1:
+        raise LiquidationError(f"steps_per_day: must be >= 1, got {steps_per_day!r}")
     arrays = {"price": price, "oracle": oracle, "volume_usd": volume_usd, "sigma_daily": sigma_daily, "iv": iv,
-              "scan_range": scan_range}
+              "scan_range": scan_range,
+              "scan_down": scan_range if scan_down is None else scan_down,
+              "scan_up": scan_range if scan_up is None else scan_up}
     out = {}
     for name, x in arrays.items():
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (T, A):
             raise LiquidationError(f"{name}: shape {x.shape} != (T={T}, A={A})")
-        bad = np.argwhere(~np.isfinite(x) | ((x <= 0) if name != "scan_range" else (x < 0)))
+        is_scan = name.startswith("scan_")
+        bad = np.argwhere(~np.isfinite(x) | ((x <= 0) if not is_scan else (x < 0)))
         if bad.size:
             t, a = bad[0]
-            raise LiquidationError(f"{name}[{t}, {a}]: must be finite and {'>= 0' if name == 'scan_range' else '> 0'}"
+            raise LiquidationError(f"{name}[{t}, {a}]: must be finite and {'>= 0' if is_scan else '> 0'}"
                                    f", got {x[t, a]!r}")
         out[name] = x
     if A != len(book.assets):
         raise LiquidationError(f"price: {A} assets but the book has {len(book.assets)}")
     o = out["oracle"]
     grid = book.grid
-    strike, tau, roll, prev_strike = _series_strikes(o, grid.tenors, grid.moneyness)
-    value, delta, pnl = option_scenario_pnl(o, strike, tau, out["iv"], out["scan_range"], vol_scan)
+    strike, tau, roll, prev_strike = _series_strikes(o, grid.tenors, grid.moneyness, steps_per_day)
+    lo, hi = (0, T) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= lo < hi <= T:
+        raise LiquidationError(f"rows: need 0 <= start < stop <= T={T}, got {rows!r}")
+    r0 = max(lo - 1, 0)                     # one row before the block for the option day P&L
+    sl = slice(r0, hi)
+    value, delta, pnl = option_scenario_pnl(o[sl], strike[sl], tau[sl], out["iv"][sl], out["scan_up"][sl], vol_scan,
+                                            scan_down=out["scan_down"][sl])
     # expiring series pay intrinsic at the old strike; the account re-opens at the new strike's value
+    n = hi - r0
     is_call = np.array([1.0, 0.0])
-    ko = prev_strike[..., None]
-    fo = o[:, :, None, None, None]
-    intrinsic = is_call * np.maximum(fo - ko, 0) + (1 - is_call) * np.maximum(ko - fo, 0)   # (T, A, J, K, 2)
-    roll_b = np.broadcast_to(roll[:, None, :, None, None], intrinsic.shape).reshape(T, -1)
-    roll_b = roll_b & (np.arange(T) > 0)[:, None]
-    roll_cash = np.where(roll_b, intrinsic.reshape(T, -1) - value, 0.0)
+    ko = prev_strike[sl][..., None]
+    fo = o[sl][:, :, None, None, None]
+    intrinsic = is_call * np.maximum(fo - ko, 0) + (1 - is_call) * np.maximum(ko - fo, 0)   # (n, A, J, K, 2)
+    roll_b = np.broadcast_to(roll[sl][:, None, :, None, None], intrinsic.shape).reshape(n, -1)
+    roll_b = roll_b & (np.arange(r0, hi) > 0)[:, None]
+    roll_cash = np.where(roll_b, intrinsic.reshape(n, -1) - value, 0.0)
     daypnl = np.zeros_like(value)
     daypnl[1:] = value[1:] + roll_cash[1:] - value[:-1]
-    mult, _, cover = SPAN_GRID.T
-    perp_move = mult[None, None, :] * out["scan_range"][:, :, None] * cover
+    cover = SPAN_GRID[:, 2]
+    perp_move = _grid_moves(out["scan_up"], out["scan_down"]) * cover
     coef = params.impact_k * out["sigma_daily"] / np.sqrt(out["volume_usd"])
     o_prev = np.vstack([o[:1], o[:-1]])
+    k = lo - r0                             # drop the extra leading row
     c = partial(jnp.asarray, dtype=dtype)
-    return MarketPath(c(o), c(o_prev), c(out["price"]), c(perp_move), c(value), c(delta), c(roll_cash), c(daypnl),
-                      c(pnl), c(coef))
+    b = slice(lo, hi)
+    return MarketPath(c(o[b]), c(o_prev[b]), c(out["price"][b]), c(perp_move[b]), c(value[k:]), c(delta[k:]),
+                      c(roll_cash[k:]), c(daypnl[k:]), c(pnl[k:]), c(coef[b]))
+
+
+def simulate_blocks(book: Book, make_block, n_steps: int, mm_factor, params: LiquidationParams = LiquidationParams(),
+                    *, block: int = 2160, progress: bool = False, desc: str = "liquidation scan"
+                    ) -> tuple[SimState, Ledger, SimState]:
+    """:func:`simulate` over a long path whose market is built block by block (bounded memory).
+
+    Args:
+        book, mm_factor, params: as :func:`simulate`.
+        make_block: ``(start, stop) -> MarketPath`` for steps ``start .. stop - 1``, e.g.
+            ``lambda r: prepare_market(..., rows=r)``.
+        n_steps: total steps T.
+        block: steps per block (2,160 = 90 days of hours).
+        progress: tqdm bar over the steps on stderr.
+
+    Returns:
+        As :func:`simulate`; the same result as one :func:`simulate` over the whole market.
+    """
+    from tqdm.auto import tqdm
+
+    if int(block) < 1 or int(n_steps) < 1:
+        raise LiquidationError(f"block and n_steps: must be >= 1, got {block!r}, {n_steps!r}")
+    first = make_block((0, min(int(block), int(n_steps))))
+    state0, st = initial_state(book, first, np.asarray(mm_factor, np.float64), params)
+    dyn = _dyn(params, first.oracle.dtype)
+    state, parts = state0, []
+    with tqdm(total=int(n_steps), desc=desc, unit="step", disable=not progress, leave=False) as bar:
+        for i in range(0, int(n_steps), int(block)):
+            part = first if i == 0 else make_block((i, min(i + int(block), int(n_steps))))
+            state, led = _run(bool(params.dutch_auction), st, dyn, state, part)
+            parts.append(led)
+            bar.update(int(part.oracle.shape[0]))
+            del part
+    ledger = jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *parts)
+    return state0, ledger, state
 
 
 # --------------------------------------------------------------------------------------------------- kernels
@@ -576,7 +656,8 @@ def _run(dutch_auction: bool, st: _Static, params: _Dyn, state: SimState, market
     return jax.lax.scan(partial(_step, dutch_auction, st, params), state, market)
 
 
-def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParams = LiquidationParams()
+def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParams = LiquidationParams(), *,
+             block: int | None = None, progress: bool = False, desc: str = "liquidation scan"
              ) -> tuple[SimState, Ledger, SimState]:
     """Run the liquidation engine over all steps of ``market``.
 
@@ -584,11 +665,31 @@ def simulate(book: Book, market: MarketPath, mm_factor, params: LiquidationParam
         book: N accounts.
         market: from :func:`prepare_market` (its dtype is the computation dtype).
         mm_factor: ``(A,)`` MM / IM per asset.
-        params: :class:`LiquidationParams`.
+        params: :class:`LiquidationParams` (``reentry_days`` counts steps).
+        block: run the scan in blocks of this many steps, carrying the state (same result; bounds the memory of
+            one compiled call and lets ``progress`` show a bar); None = one call over all steps.
+        progress: tqdm bar over the blocks on stderr.
+        desc: the bar's label.
 
     Returns:
         (initial state, per-step :class:`Ledger` with leading axis T, final state).
     """
     state0, st = initial_state(book, market, np.asarray(mm_factor, np.float64), params)
-    final, ledger = _run(bool(params.dutch_auction), st, _dyn(params, market.oracle.dtype), state0, market)
-    return state0, ledger, final
+    dyn = _dyn(params, market.oracle.dtype)
+    T = int(market.oracle.shape[0])
+    if block is None or int(block) >= T:
+        final, ledger = _run(bool(params.dutch_auction), st, dyn, state0, market)
+        return state0, ledger, final
+    if int(block) < 1:
+        raise LiquidationError(f"block: must be >= 1, got {block!r}")
+    from tqdm.auto import tqdm
+
+    state, parts = state0, []
+    with tqdm(total=T, desc=desc, unit="step", disable=not progress, leave=False) as bar:
+        for i in range(0, T, int(block)):
+            part = jax.tree.map(lambda x: x[i:i + int(block)], market)
+            state, led = _run(bool(params.dutch_auction), st, dyn, state, part)
+            parts.append(led)
+            bar.update(int(part.oracle.shape[0]))
+    ledger = jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *parts)
+    return state0, ledger, state

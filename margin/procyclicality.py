@@ -6,11 +6,14 @@ the cycle, and the largest increase over n days (n = 1, 5, 30), expressed relati
 of the n-day period (and also in absolute terms).
 
 All functions take a 1-D float array ``margin`` of shape ``(T,)`` (USD, or IM fraction of a fixed notional)
-or ``(T, A)`` (one series per column) and ignore leading NaNs.
+or ``(T, A)`` (one series per column) and ignore leading NaNs. Bad input raises
+:class:`margin.validation.MarginInputError` (a ``ValueError``) naming the argument, index and value.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from margin.validation import MarginInputError
 
 __all__ = ["largest_increase", "peak_to_trough", "procyclicality_summary"]
 
@@ -18,10 +21,10 @@ __all__ = ["largest_increase", "peak_to_trough", "procyclicality_summary"]
 def _as_series(margin) -> np.ndarray:
     m = np.asarray(margin, dtype=np.float64)
     if m.ndim not in (1, 2):
-        raise ValueError(f"margin: expected shape (T,) or (T, A), got {m.shape}")
+        raise MarginInputError("margin", "expected shape (T,) or (T, A)", value=m.shape)
     if np.any(m[np.isfinite(m)] < 0):
         i = np.argwhere(np.isfinite(m) & (m < 0))[0]
-        raise ValueError(f"margin: negative value at index {tuple(int(x) for x in i)}: {m[tuple(i)]!r}")
+        raise MarginInputError("margin", "negative margin", index=tuple(int(x) for x in i), value=float(m[tuple(i)]))
     return m
 
 
@@ -49,7 +52,7 @@ def largest_increase(margin, n: int, relative: bool = True) -> np.ndarray | floa
         float or ``(A,)``; 0 if the margin never increases; NaN if fewer than n + 1 finite values.
     """
     if int(n) < 1:
-        raise ValueError(f"n: must be >= 1, got {n!r}")
+        raise MarginInputError("n", "window must be >= 1 day", value=n)
     m = _as_series(margin)
     if m.shape[0] <= n:
         out = np.full(m.shape[1:], np.nan)

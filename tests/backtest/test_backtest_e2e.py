@@ -28,7 +28,11 @@ def test_outputs(result):
     assert saved["policies"].keys() == m["policies"].keys()
     report = (out / "report.md").read_text()
     assert report.startswith("# Margin policy backtest") and "How to read this report" in report
-    for f in ("margin_vs_loss_BTC.png", "margin_vs_loss_ETH.png", "insurance_fund.png"):
+    for section in ("## Coverage per side", "## Forecast day-to-day variability", "of 4 series",
+                    "book opened 2022-01-01", "2 stress window(s)", "## Daily vs hourly liquidations"):
+        assert section in report, section
+    assert "2020-03 covid" in report.split("Not evaluated")[1].splitlines()[0]
+    for f in ("margin_vs_loss_BTC.png", "margin_vs_loss_ETH.png", "insurance_fund.png", "pareto.png"):
         assert (out / f).stat().st_size > 1000
 
 
@@ -42,6 +46,12 @@ def test_metrics_consistent(result):
         assert r["book"]["ledger_max_abs_error"] < 1e-4
         assert set(r["stress"]) == {"2022-05 LUNA", "2022-11 FTX"}
         assert all(w["label"] == "n/a (no fitted parameters)" for w in r["stress"].values())
+        for asset in ("BTC", "ETH"):
+            for side in ("long", "short"):
+                assert r["exceptions"][asset][side] == r["coverage"][f"{asset}_{side}"]["exceptions"]
+    assert m["hourly_vs_daily"]["crash_days"] == {}          # data.use_hourly=false: no hourly bars
+    assert set(m["forecast_variability"]) == {"ewma"}
+    assert m["forecast_variability"]["ewma"]["BTC"]["p99"] > m["forecast_variability"]["ewma"]["BTC"]["median"] > 0
     s = m["policies"]["static_deribit"]
     assert s["avg_im_fraction"] == pytest.approx((0.16 + 0.18) / 2)
     assert s["procyclicality"]["BTC"]["max_increase_30d"] == 0.0
@@ -71,3 +81,18 @@ def test_launcher_configs():
         assert cfg.hydra.launcher.cpus_per_task == 2 and "SlurmLauncher" in cfg.hydra.launcher._target_
         cfg = compose(config_name="backtest", overrides=["hydra/launcher=joblib_local"], return_hydra_config=True)
         assert cfg.hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("override, match", [("liquidation.frequency=weekly", "liquidation.frequency"),
+                                             ("liquidation.crash_days=[notadate]", "liquidation.crash_days")])
+def test_bad_liquidation_block_refused_before_any_work(override, match):
+    import time
+
+    from margin.liquidation import LiquidationError
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="backtest", overrides=[override])
+    t0 = time.perf_counter()
+    with pytest.raises(LiquidationError, match=match):
+        run_backtest(cfg)
+    assert time.perf_counter() - t0 < 2.0

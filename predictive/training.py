@@ -1,0 +1,197 @@
+"""Train the forecasting models an app needs and turn their forecasts into the arrays margin policies take.
+
+Used by ``experiments.backtest`` and ``experiments.run`` (the ``train`` step) and by notebooks:
+
+- :func:`model_config`: ``conf/model/<name>.yaml`` (its ``defaults`` resolved) merged with overrides;
+- :func:`train_models`: fit every model on feature rows ``<= train_end``; the app's ``seed``, ``horizon`` and
+  ``progress`` reach every model whose constructor accepts them (explicitly or through ``**kwargs``), so the
+  backtest's ``seed`` changes RegimeNet's initialisation and ``horizon=5`` trains 5-day heads;
+- :func:`forecast_arrays`: run each fitted model through the whole history (a forecast at t uses rows <= t) and
+  align sigma, the 1% / 99% quantiles and the high-volatility regime probability on a date index as
+  :class:`margin.policies.ForecastArrays` ``(T, A)``.
+
+Example::
+
+    from predictive.training import forecast_arrays, train_models
+    models, secs = train_models({"train_end": "2020-12-31", "seed": 0, "horizon": 1,
+                                 "models": {"ewma": {"config": "ewma"}}}, features, ["ewma"])
+    arrays = forecast_arrays(models, features, dates, horizon=1)
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_kwargs",
+           "save_forecast_arrays", "train_models"]
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _plain(x):
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(x):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return x
+
+
+def model_config(name: str, overrides: Mapping | None = None, conf_dir: str | Path = CONF_DIR) -> dict:
+    """``<conf_dir>/model/<name>.yaml`` merged with ``overrides`` (a plain dict; ``defaults`` lists are resolved).
+
+    Returns:
+        dict with ``name`` (the registered model name) and the constructor arguments.
+    """
+    from omegaconf import OmegaConf
+
+    path = Path(conf_dir) / "model" / f"{name}.yaml"
+    base: dict = {"name": name}
+    if path.exists():
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        for parent in raw.pop("defaults", []) or []:
+            if isinstance(parent, str) and parent != "_self_":
+                base.update(model_config(parent, conf_dir=conf_dir))
+        base.update(raw)
+    if overrides:
+        base.update(dict(overrides))
+    return base
+
+
+def model_kwargs(model_name: str, config: Mapping, *, seed: int, horizon: int, progress: bool,
+                 user_keys=()) -> dict:
+    """Constructor arguments for ``model_name``: ``config`` plus the app's ``seed``, ``horizon`` and ``progress``.
+
+    The app's ``horizon`` always wins (a model trained for another horizon cannot serve the app); ``seed`` wins
+    unless the user set it for this model (``user_keys``); ``progress`` is on when either asks for it. A model
+    with a ``horizons`` list (HAR-RV) gets the app's horizon added to it. Arguments the constructor does not
+    accept (no such parameter and no ``**kwargs``) are dropped.
+    """
+    from predictive import models as registry
+
+    params = inspect.signature(registry.model_class(model_name).__init__).parameters
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepts = lambda k: k in params or var_kw  # noqa: E731
+    mc = {k: v for k, v in dict(config).items() if accepts(k)}
+    if accepts("horizon"):
+        mc["horizon"] = int(horizon)
+    if "horizons" in params:
+        hs = [int(h) for h in (mc.get("horizons") or params["horizons"].default or ())]
+        mc["horizons"] = sorted(set(hs) | {int(horizon)})
+    if accepts("seed") and "seed" not in user_keys:
+        mc["seed"] = int(seed)
+    if accepts("progress"):
+        mc["progress"] = bool(progress) or bool(mc.get("progress", False))
+    return mc
+
+
+def train_models(cfg, features: Mapping[str, pd.DataFrame], names, *, progress: bool | None = None
+                 ) -> tuple[dict, dict]:
+    """Fit every model in ``names`` on feature rows ``<= cfg.train_end`` (the ``train`` step).
+
+    Args:
+        cfg: mapping or DictConfig with ``train_end``, ``seed``, ``horizon`` (days), optional ``progress`` and
+            ``models`` (name -> ``{config: <conf/model file>, <overrides>...}``).
+        features: asset -> feature frame (:func:`predictive.features.build_features`).
+        names: model keys to fit (keys of ``cfg.models`` or model config names).
+        progress: overrides ``cfg.progress`` (tqdm bars inside the models that have them; None: cfg's value,
+            and if that is None too, whether stderr is a terminal).
+
+    Returns:
+        (models by name, fit seconds by name).
+
+    Raises:
+        ValueError / TypeError from the model constructors (unknown model, bad parameter);
+        predictive.InsufficientDataError when the training rows are too few.
+    """
+    import sys
+
+    from predictive import models as registry
+
+    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    train_end = pd.Timestamp(get("train_end"))
+    seed, horizon = int(get("seed", 0)), int(get("horizon", 1))
+    show = get("progress", None) if progress is None else progress
+    show = sys.stderr.isatty() if show is None else bool(show)
+    over = _plain(get("models", None)) or {}
+    from tqdm.auto import tqdm
+
+    models, secs = {}, {}
+    for name in tqdm(list(names), desc="training models", disable=not show, leave=False):
+        entry = dict(over.get(name) or {}) if isinstance(over.get(name), Mapping) else {}
+        user = {k: v for k, v in entry.items() if k != "config"}
+        mc = model_config(str(entry.get("config", name)), user)
+        mname = mc.pop("name")
+        kw = model_kwargs(mname, mc, seed=seed, horizon=horizon, progress=show, user_keys=set(user))
+        t0 = time.perf_counter()
+        model = registry.make_model(mname, **kw)
+        model.fit({a: f.loc[:train_end] for a, f in features.items()})
+        secs[name] = time.perf_counter() - t0
+        models[name] = model
+        log.info("train %s (%s, seed %s, horizon %d): %.1f s", name, mname, kw.get("seed", "-"), horizon, secs[name])
+    return models, secs
+
+
+def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates: pd.DatetimeIndex,
+                    horizon: int) -> dict:
+    """Run each fitted model through the whole history and align its forecasts on ``dates`` x assets.
+
+    Returns:
+        model name -> :class:`margin.policies.ForecastArrays` with ``sigma`` (forecast std of the h-day log
+        return), ``q_lo`` / ``q_hi`` (1% / 99% quantiles, log-return units) and ``p_high`` (probability of the
+        highest-variance regime, regime models only), each ``(T, A)`` float64, NaN where the model has no forecast.
+    """
+    from margin.policies import ForecastArrays
+
+    out = {}
+    assets = list(features)
+    for name, model in models.items():
+        fc = model.forecast(features, horizon)
+        cols = {"sigma": [], "q_lo": [], "q_hi": [], "p_high": []}
+        has_regimes = True
+        for a in assets:
+            f = fc[a]
+            idx = f.index
+            cols["sigma"].append(pd.Series(np.sqrt(f.variance), idx).reindex(dates).to_numpy())
+            cols["q_lo"].append(pd.Series(f.quantiles[0.01], idx).reindex(dates).to_numpy())
+            cols["q_hi"].append(pd.Series(f.quantiles[0.99], idx).reindex(dates).to_numpy())
+            if f.regime_probs is not None:
+                # regimes are ordered by variance (calmest first) in the regime models: the last is the high-vol one
+                cols["p_high"].append(pd.Series(np.asarray(f.regime_probs)[:, -1], idx).reindex(dates).to_numpy())
+            else:
+                has_regimes = False
+        out[name] = ForecastArrays(
+            sigma=np.stack(cols["sigma"], 1), q_lo=np.stack(cols["q_lo"], 1), q_hi=np.stack(cols["q_hi"], 1),
+            p_high=np.stack(cols["p_high"], 1) if has_regimes else None)
+    return out
+
+
+def save_forecast_arrays(path: str | Path, forecasts: Mapping) -> None:
+    """Save ``{model: ForecastArrays}`` to one ``.npz`` (written to a temporary file, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{n}.{f}": getattr(fc, f) for n, fc in forecasts.items()
+              for f in ("sigma", "q_lo", "q_hi", "p_high") if getattr(fc, f) is not None}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_forecast_arrays(path: str | Path) -> dict:
+    """Inverse of :func:`save_forecast_arrays`."""
+    from margin.policies import ForecastArrays
+
+    z = np.load(path)
+    names = sorted({k.split(".")[0] for k in z.files})
+    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
+                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
