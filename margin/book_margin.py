@@ -1,0 +1,551 @@
+"""Margin of a venue's whole book from Parquet parts, part by part in bounded memory (issue 13 item 4).
+
+Book layout (a directory; all Parquet files are plain pyarrow tables)::
+
+    instruments.parquet              one row per instrument:
+        instrument  int32    0 .. I-1, the column of the instrument in the positions matrix
+        name        string
+        underlying  int32    0 .. U-1
+        pnl_000 .. pnl_{S-1}  float64  per-unit scenario P&L in USD (loss negative)
+    positions/part-NNNNN.parquet     one row per account and instrument held:
+        account_id  int64    sorted (any order of the rows within an account); every row of an account lies in
+                             ONE part; duplicated (account, instrument) rows are summed
+        instrument  int32    0 .. I-1
+        quantity    float32  signed units
+    accounts/part-NNNNN.parquet      one row per account of the same part (same file name):
+        account_id     int64    sorted, unique (accounts without positions have zero margin)
+        collateral_usd float64  collateral value after haircuts, USD (>= 0)
+    meta.json                        n_accounts, n_instruments, n_scenarios, how the book was made
+
+Requirement (CME SPAN "Risk Arrays", Deribit "Portfolio Margin"): per account ``a`` the scenario P&L
+``P[a, s] = sum_rows(a) quantity x pnl[instrument, s]`` (USD), IM = ``max(0, -min_s P[a, s])`` (the worst scenario
+loss), MM = ``mm_factor`` x IM (Deribit), health = collateral / MM (> 1 healthy; +inf where MM = 0). This equals
+:func:`margin.portfolio_margin` on the dense ``(accounts, I)`` position matrix (tested).
+
+How a part is margined (:func:`margin_part`): the rows are read column-wise (memory-mapped, one Arrow chunk per
+row group), and one jitted function (:func:`part_kernel`) scans the part in chunks of ``chunk`` accounts: because
+rows are sorted by account, the rows of a chunk are one contiguous window; they are scatter-added into a small
+``(chunk, I)`` grid that stays in cache, multiplied by the ``(I, S)`` P&L matrix (per block when the matrix is
+block-diagonal), and reduced at once into totals, counts and fixed log-spaced histograms. Only those small results
+leave the kernel; input errors are counted inside it and located on the host only when a count is non-zero
+(:class:`~margin.validation.MarginInputError` naming file, row, column and value). :func:`margin_book` runs all
+parts, reading the next part on a thread while the current one is margined, or as Ray tasks.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from margin.requirements import detect_block_layout
+from margin.validation import MarginInputError
+
+POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32()), ("quantity", pa.float32())])
+ACCOUNT_SCHEMA = pa.schema([("account_id", pa.int64()), ("collateral_usd", pa.float64())])
+ROW_QUANTUM = 1 << 18      # row arrays are padded to a multiple of this (few compiled shapes per book)
+WINDOW_QUANTUM = 1 << 12   # chunk windows are rounded up to a multiple of this
+COUNT_KEYS = ("n_zero_margin", "n_below_mm", "n_below_im", "n_health_below", "n_health_above", "n_im_above")
+SUM_KEYS = ("sum_im", "sum_mm", "sum_collateral", "shortfall_mm")
+ERROR_KEYS = ("n_bad_account", "n_bad_instrument", "n_bad_quantity", "n_bad_collateral")
+
+
+# ----------------------------------------------------------------------------- generate
+def generate_book(book_dir, n_accounts: int, pnl, underlying=None, *, accounts_per_shard: int = 1_000_000,
+                  positions_per_account: float = 4.0, collateral_multiple: float = 1.5, seed: int = 0,
+                  meta_extra: dict | None = None, progress=None) -> dict:
+    """Writes a synthetic book (layout in the module docstring) and returns its ``meta``.
+
+    Args:
+        pnl: ``(I, S)`` float64 per-unit scenario P&L, USD (e.g. ``experiments.bench_margin.realistic_block_book``).
+        underlying: ``(I,)`` underlying index per instrument (default all 0).
+        positions_per_account: each account holds k distinct instruments, k uniform in 1 .. 2 x this - 1;
+            quantities N(0, 1) x 10 units. Rows are sorted by (account, instrument).
+        collateral_multiple: collateral_usd = this x 0.4 x lognormal(0, 0.5) x sum_i |q_i| max_s |L_is| (a
+            size-scaled draw: with the defaults the median health is about 1.6 and a third of the accounts are
+            below MM, so the health distribution has both tails).
+        progress: ``None`` or a callable wrapping the part range (e.g. ``tqdm``).
+
+    Positions parts are written uncompressed with the account ids delta-encoded (sorted ids cost about one bit
+    per row) and plain instruments and quantities: decoding, not disk, bounds the pipeline.
+    """
+    lm = np.asarray(pnl, np.float64)
+    n_i, n_s = lm.shape
+    und = np.zeros(n_i, np.int32) if underlying is None else np.asarray(underlying, np.int32)
+    out = Path(book_dir)
+    (out / "positions").mkdir(parents=True, exist_ok=True)
+    (out / "accounts").mkdir(parents=True, exist_ok=True)
+    cols = {"instrument": pa.array(np.arange(n_i, dtype=np.int32)),
+            "name": pa.array([f"U{u}-I{i}" for i, u in enumerate(und)]), "underlying": pa.array(und)}
+    cols.update({f"pnl_{s:03d}": pa.array(lm[:, s]) for s in range(n_s)})
+    pq.write_table(pa.table(cols), out / "instruments.parquet")
+    rng = np.random.default_rng(seed)
+    kmax = max(1, min(n_i, int(round(2 * positions_per_account - 1))))
+    scale = np.abs(lm).max(axis=1)  # USD per unit at the worst scenario, a rough size for the collateral
+    n_parts = -(-n_accounts // accounts_per_shard)
+    for p in (progress or iter)(range(n_parts)):
+        a0 = p * accounts_per_shard
+        n = min(accounts_per_shard, n_accounts - a0)
+        k = rng.integers(1, kmax + 1, n)
+        # k distinct instruments per account: the first k of a random permutation, sorted
+        order = np.argsort(rng.random((n, n_i), dtype=np.float32), axis=1)[:, :kmax].astype(np.int32)
+        keep = np.arange(kmax)[None, :] < k[:, None]
+        order = np.where(keep, order, n_i)
+        order.sort(axis=1)
+        acc = np.repeat(np.arange(a0, a0 + n, dtype=np.int64), k)
+        inst = order[np.arange(kmax)[None, :] < k[:, None]]
+        qty = (rng.standard_normal(acc.size) * 10).astype(np.float32)
+        name = f"part-{p:05d}.parquet"
+        pq.write_table(pa.table([acc, inst, qty], schema=POSITION_SCHEMA), out / "positions" / name,
+                       row_group_size=1 << 22, compression="none", use_dictionary=False,
+                       column_encoding={"account_id": "DELTA_BINARY_PACKED", "instrument": "PLAIN",
+                                        "quantity": "PLAIN"})
+        size = np.bincount(acc - a0, weights=np.abs(qty) * scale[inst], minlength=n)
+        coll = collateral_multiple * size * rng.lognormal(0, 0.5, n) * 0.4
+        pq.write_table(pa.table([np.arange(a0, a0 + n, dtype=np.int64), coll], schema=ACCOUNT_SCHEMA),
+                       out / "accounts" / name, compression="none", use_dictionary=False,
+                       column_encoding={"account_id": "DELTA_BINARY_PACKED", "collateral_usd": "PLAIN"})
+    meta = {"n_accounts": int(n_accounts), "n_instruments": int(n_i), "n_scenarios": int(n_s), "n_parts": n_parts,
+            "generator": {"seed": seed, "positions_per_account": positions_per_account,
+                          "accounts_per_shard": accounts_per_shard, **(meta_extra or {})}}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+# ----------------------------------------------------------------------------- read and check
+def load_instruments(book_dir) -> tuple[np.ndarray, np.ndarray]:
+    """``(pnl (I, S) float64 USD per unit, underlying (I,) int)`` from ``instruments.parquet``; checks the
+    instrument column is 0 .. I-1 in order and the P&L finite (MarginInputError naming file, row, column, value)."""
+    path = Path(book_dir) / "instruments.parquet"
+    if not path.exists():
+        raise MarginInputError(str(path), "missing: not a book directory (run mode=generate first?)")
+    t = pq.read_table(path)
+    for col in ("instrument", "underlying"):
+        if col not in t.column_names:
+            raise MarginInputError(f"{path}: columns", f"missing {col!r}")
+    inst = t["instrument"].to_numpy()
+    bad = inst != np.arange(len(inst))
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise MarginInputError(f"{path}: row {r}, column instrument", "must be 0 .. I-1 in order", None, int(inst[r]))
+    pcols = sorted(c for c in t.column_names if c.startswith("pnl_"))
+    if not pcols:
+        raise MarginInputError(f"{path}: columns", "no pnl_* scenario columns")
+    lm = np.column_stack([t[c].to_numpy().astype(np.float64) for c in pcols])
+    bad = ~np.isfinite(lm)
+    if bad.any():
+        r, c = (int(j) for j in np.argwhere(bad)[0])
+        raise MarginInputError(f"{path}: row {r}, column {pcols[c]}", "must be finite", None, float(lm[r, c]))
+    return lm, t["underlying"].to_numpy()
+
+
+def list_parts(book_dir) -> list[str]:
+    """Names of the positions parts (``part-*.parquet``), sorted."""
+    parts = sorted(p.name for p in (Path(book_dir) / "positions").glob("part-*.parquet"))
+    if not parts:
+        raise MarginInputError(str(Path(book_dir) / "positions"), "no part-*.parquet files")
+    return parts
+
+
+def _columns(path: Path, columns: list[str]) -> list[np.ndarray]:
+    """Columns of one Parquet file as NumPy arrays (memory-mapped read; zero-copy when one row group)."""
+    try:
+        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=True)
+    except (KeyError, pa.ArrowInvalid, OSError) as exc:
+        raise MarginInputError(str(path), f"cannot read the columns {columns} of the book schema: {exc}") from exc
+    out = []
+    for c in columns:
+        col = t[c]
+        if col.null_count:
+            r = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
+            raise MarginInputError(f"{path}: row {r}, column {c}", "must not be null")
+        out.append(col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy())
+    return out
+
+
+def read_part(book_dir, name: str) -> dict:
+    """Reads one part: ``{"account_id" (R,) int, "instrument" (R,) int32, "quantity" (R,) float32, "ids" (n,)
+    int64, "collateral" (n,) float64 USD, "paths"}`` (no copies beyond Arrow's decode). Raises MarginInputError
+    when a file or column is missing or the account ids of the accounts file are not sorted and unique; the row
+    checks run inside the kernel (:func:`margin_part`)."""
+    ppath = Path(book_dir) / "positions" / name
+    apath = Path(book_dir) / "accounts" / name
+    if not apath.exists():
+        raise MarginInputError(str(apath), f"missing: every positions part needs its accounts part ({name})")
+    acc, inst, qty = _columns(ppath, ["account_id", "instrument", "quantity"])
+    ids, coll = _columns(apath, ["account_id", "collateral_usd"])
+    if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
+        bad = np.r_[False, ids[1:] <= ids[:-1]]
+        r = int(np.argmax(bad))
+        raise MarginInputError(f"{apath}: row {r}, column account_id", "must be sorted and unique", None,
+                               ids[r].item())
+    return {"account_id": acc, "instrument": inst.astype(np.int32, copy=False),
+            "quantity": qty.astype(np.float32, copy=False), "ids": ids.astype(np.int64, copy=False),
+            "collateral": coll.astype(np.float64, copy=False), "paths": (ppath, apath)}
+
+
+def locate_error(part: dict, n_instruments: int) -> None:
+    """Raises the MarginInputError (file, row, column, value) for the first bad row of a part (host-side, run
+    only when the kernel counted an error)."""
+    ppath, apath = part["paths"]
+    acc, inst, qty, ids, coll = (part[k] for k in ("account_id", "instrument", "quantity", "ids", "collateral"))
+
+    def fail(path, col, mask, msg, values):
+        r = int(np.argmax(mask))
+        raise MarginInputError(f"{path}: row {r}, column {col}", msg, None, values[r].item())
+
+    bad = ~np.isfinite(coll) | (coll < 0)
+    if bad.any():
+        fail(apath, "collateral_usd", bad, "must be finite and >= 0", coll)
+    bad = (inst < 0) | (inst >= n_instruments)
+    if bad.any():
+        fail(ppath, "instrument", bad, f"must lie in 0 .. {n_instruments - 1}", inst)
+    bad = ~np.isfinite(qty)
+    if bad.any():
+        fail(ppath, "quantity", bad, "must be finite", qty)
+    pos = np.searchsorted(ids, acc)
+    bad = (pos >= ids.size) | (ids[np.minimum(pos, ids.size - 1)] != acc)
+    if bad.any():
+        fail(ppath, "account_id", bad, f"account not in {apath.name} of accounts/ (one part per account)", acc)
+    bad = np.r_[False, acc[1:] < acc[:-1]]
+    if bad.any():
+        fail(ppath, "account_id", bad, "rows must be sorted by account_id", acc)
+    raise MarginInputError(str(ppath), "the kernel counted a bad row the host checks do not find (bug)")
+
+
+def dense_positions(part: dict, n_instruments: int, dtype=np.float32) -> np.ndarray:
+    """The dense ``(n, I)`` position matrix (units, ``dtype``) of one part read by :func:`read_part`, duplicated
+    rows summed: the input of the in-memory kernel :func:`margin.portfolio_margin` (reference and benchmarks;
+    the pipeline never builds it). Rows must be valid (see :func:`locate_error`)."""
+    n = part["ids"].size
+    local = np.searchsorted(part["ids"], part["account_id"])
+    flat = local * n_instruments + part["instrument"]
+    return np.bincount(flat, weights=part["quantity"], minlength=n * n_instruments).astype(dtype).reshape(
+        n, n_instruments)
+
+
+# ----------------------------------------------------------------------------- the kernel
+class Histograms:
+    """Fixed log-spaced bins for IM / MM (USD, ``lo`` .. ``hi``) and health (``h_lo`` .. ``h_hi``), ``per_decade``
+    bins per decade; counts add up across parts (values below / above the range are counted apart)."""
+
+    def __init__(self, lo=1e-2, hi=1e10, per_decade=20, h_lo=1e-3, h_hi=1e3):
+        self.edges = np.logspace(np.log10(lo), np.log10(hi), int(round(np.log10(hi / lo) * per_decade)) + 1)
+        self.h_edges = np.logspace(np.log10(h_lo), np.log10(h_hi), int(round(np.log10(h_hi / h_lo) * per_decade)) + 1)
+
+
+def _hist(v, mask, edges):
+    """Counts of ``v`` (where ``mask``) in the log-uniform bins ``edges`` (static NumPy array): one scatter-add."""
+    nb = len(edges) - 1
+    lo, step = np.log10(edges[0]), np.log10(edges[1] / edges[0])
+    inside = mask & (v >= edges[0]) & (v < edges[-1])
+    j = jnp.floor((jnp.log10(jnp.where(inside, v, edges[0])) - lo) / step).astype(jnp.int32)
+    j = jnp.where(inside, jnp.clip(j, 0, nb - 1), nb)
+    return jnp.zeros(nb + 1, jnp.int32).at[j].add(1, mode="promise_in_bounds")[:nb].astype(jnp.int64)
+
+
+@functools.partial(jax.jit, static_argnames=("n_instr", "chunk", "window", "blocks", "edges", "h_edges",
+                                                     "per_account"))
+def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_instr: int, chunk: int, window: int,
+                blocks, edges: tuple, h_edges: tuple, per_account: bool = False):
+    """Margin of one part, fused: scatter, scenario P&L, IM / MM / health and their aggregates.
+
+    Args:
+        acc: ``(R_pad,)`` int64 (or int32) account id per row, sorted; rows ``>= starts[-1]`` are padding.
+        inst: ``(R_pad,)`` int32 instrument 0 .. I-1; qty: ``(R_pad,)`` float32 (or the kernel dtype) units.
+        coll: ``(C x chunk,)`` float64 collateral, USD, of local accounts 0 .. n-1 (then padding).
+        starts: ``(C + 1,)`` int32: the rows of local accounts ``[c chunk, (c+1) chunk)`` are
+            ``[starts[c], starts[c+1])``; ``starts[C]`` = R.
+        base: account id of local account 0 (local = acc - base); n: number of accounts.
+        pnl: ``(I, S)`` per-unit P&L (kernel dtype, USD), or with ``blocks`` a tuple of ``(I_b, S_b)`` blocks.
+        n_instr: number of instruments I (static).
+        blocks: ``None`` or a tuple of per-block instrument index tuples (static).
+        window: static bound on ``starts[c+1] - starts[c]`` (rows scattered per chunk).
+        edges / h_edges: static tuples of the histogram bin edges (USD; health).
+
+    Returns:
+        dict of float64 sums (USD), int64 counts and int64 histogram counts; ``n_bad_*`` count rows the kernel
+        could not use (non-zero means the part is invalid). With ``per_account`` also ``im`` ``(C x chunk,)``.
+    """
+    dt = qty.dtype
+    e, he = np.asarray(edges), np.asarray(h_edges)
+    n_chunks = starts.shape[0] - 1
+    r_pad = acc.shape[0]
+    ar_w = jnp.arange(window)
+    ar_a = jnp.arange(chunk)
+
+    def body(carry, c):
+        s, t = starts[c], starts[c + 1]
+        off = jnp.clip(s, 0, r_pad - window)
+        g = off + ar_w
+        a = jax.lax.dynamic_slice(acc, (off,), (window,))
+        i = jax.lax.dynamic_slice(inst, (off,), (window,))
+        q = jax.lax.dynamic_slice(qty, (off,), (window,))
+        a0 = c * chunk
+        row = (g >= s) & (g < t)
+        loc = (a - base - a0).astype(jnp.int32)
+        ok_a = (loc >= 0) & (loc < chunk) & (a0 + loc < n)
+        ok_i = (i >= 0) & (i < n_instr)
+        ok_q = jnp.isfinite(q)
+        use = row & ok_a & ok_i & ok_q
+        prev_a = jnp.concatenate([a[:1], a[:-1]])
+        prev_row = jnp.concatenate([jnp.zeros(1, bool), row[:-1]])
+        unsorted = row & prev_row & (a < prev_a)
+        flat = jnp.where(use, loc * n_instr + i, chunk * n_instr)
+        grid = jnp.zeros(chunk * n_instr + 1, dt).at[flat].add(jnp.where(use, q, 0), mode="promise_in_bounds")
+        x = grid[:chunk * n_instr].reshape(chunk, n_instr)
+        if blocks is None:
+            worst = jnp.min(x @ pnl, axis=1)
+        else:
+            worst = functools.reduce(jnp.minimum, [jnp.min(x[:, list(b)] @ lb, axis=1)
+                                                   for b, lb in zip(blocks, pnl)])
+        im_c = jnp.maximum(-worst, 0)
+        valid = a0 + ar_a < n
+        im = jnp.where(valid, im_c.astype(jnp.float64), 0.0)
+        cc = jax.lax.dynamic_slice(coll, (a0,), (chunk,))
+        ok_c = jnp.isfinite(cc) & (cc >= 0)
+        cc = jnp.where(valid & ok_c, cc, 0.0)
+        mm = mm_factor * im
+        has = valid & (mm > 0)
+        health = jnp.where(has, cc / jnp.where(has, mm, 1.0), jnp.inf)
+        out = {
+            "sum_im": im.sum(), "sum_mm": mm.sum(), "sum_collateral": cc.sum(),
+            "shortfall_mm": jnp.maximum(mm - cc, 0).sum(), "max_im": im.max(),
+            "n_zero_margin": (valid & (im == 0)).sum(), "n_below_mm": (has & (cc < mm)).sum(),
+            "n_below_im": (valid & (cc < im)).sum(),
+            "n_health_below": (has & (health < he[0])).sum(), "n_health_above": (has & (health >= he[-1])).sum(),
+            "n_im_above": (valid & (im >= e[-1])).sum(),
+            "hist_im": _hist(im, valid, e), "hist_mm": _hist(mm, valid, e), "hist_health": _hist(health, has, he),
+            "n_bad_account": (row & ~ok_a).sum() + unsorted.sum(), "n_bad_instrument": (row & ~ok_i).sum(),
+            "n_bad_quantity": (row & ~ok_q).sum(), "n_bad_collateral": (valid & ~ok_c).sum(),
+        }
+        out = {k: (v.astype(jnp.int64) if k.startswith("n_") else v) for k, v in out.items()}
+        new = {k: (jnp.maximum(carry[k], v) if k.startswith("max_") else carry[k] + v) for k, v in out.items()}
+        return new, (im_c if per_account else None)
+
+    nb, hb = len(e) - 1, len(he) - 1
+    init = {k: jnp.zeros((), jnp.float64) for k in SUM_KEYS + ("max_im",)}
+    init.update({k: jnp.zeros((), jnp.int64) for k in COUNT_KEYS + ERROR_KEYS})
+    init.update({"hist_im": jnp.zeros(nb, jnp.int64), "hist_mm": jnp.zeros(nb, jnp.int64),
+                 "hist_health": jnp.zeros(hb, jnp.int64)})
+    total, ims = jax.lax.scan(body, init, jnp.arange(n_chunks))
+    if per_account:
+        total["im"] = ims.reshape(-1)
+    return total
+
+
+# ----------------------------------------------------------------------------- margin one part
+_BUFFERS: dict = {}
+
+
+def _padded(key, values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` copied into a reused, 64-byte aligned buffer of ``size`` entries (tail zero) so that all parts
+    of a book share a few compiled shapes and no part pays fresh page faults; ``jax.device_put`` aliases it."""
+    buf = _BUFFERS.get((key, size, values.dtype))
+    if buf is None:
+        raw = np.zeros(size * values.itemsize + 64, np.uint8)
+        off = -raw.ctypes.data % 64
+        buf = _BUFFERS[(key, size, values.dtype)] = raw[off:off + size * values.itemsize].view(values.dtype)
+    buf[:values.size] = values
+    buf[values.size:] = 0
+    return buf
+
+
+def chunk_accounts(n_instruments: int) -> int:
+    """Accounts per kernel chunk: the ``(chunk, I)`` grid is about 1 MB (stays in cache)."""
+    return int(max(256, min(16384, 2 ** int(np.floor(np.log2(2 ** 18 / max(n_instruments, 1)))))))
+
+
+def prepare_part(part: dict, n_instruments: int) -> tuple:
+    """Host side of a part: chunk row boundaries and padded buffers; returns ``(args, static)`` for
+    :func:`part_kernel`. Account ids that are not contiguous are mapped to local indices with a binary search."""
+    acc, ids = part["account_id"], part["ids"]
+    n, r = ids.size, acc.size
+    chunk = chunk_accounts(n_instruments)
+    n_chunks = max(1, -(-n // chunk))
+    if n and ids[-1] - ids[0] + 1 == n:  # contiguous ids (sorted, unique): local = id - first id
+        base = int(ids[0])
+        starts = np.searchsorted(acc, base + np.arange(n_chunks + 1, dtype=np.int64) * chunk)
+    else:
+        pos = np.searchsorted(ids, acc)
+        hit = (pos < n) & (ids[np.minimum(pos, max(n - 1, 0))] == acc)
+        acc = np.where(hit, pos, -1).astype(np.int32)
+        base = 0
+        starts = np.searchsorted(acc, np.arange(n_chunks + 1) * chunk)
+    starts = np.maximum.accumulate(np.clip(starts, 0, r))  # unsorted rows are caught in the kernel
+    starts[0], starts[-1] = 0, r
+    window = int(max(WINDOW_QUANTUM, -(-int(np.diff(starts).max(initial=0)) // WINDOW_QUANTUM) * WINDOW_QUANTUM))
+    r_pad = max(window, -(-r // ROW_QUANTUM) * ROW_QUANTUM)
+    args = (_padded("acc", acc, r_pad), _padded("inst", part["instrument"], r_pad),
+            _padded("qty", part["quantity"], r_pad), _padded("coll", part["collateral"], n_chunks * chunk),
+            starts.astype(np.int32), base, n)
+    return args, {"chunk": chunk, "window": window}
+
+
+class PartMargin:
+    """Margins parts of one book: holds the P&L matrix in the kernel dtype, the block layout and the bins."""
+
+    def __init__(self, pnl, *, mm_factor: float = 0.8, blocks="auto", dtype="float32", hist: dict | None = None):
+        lm = np.asarray(pnl, np.float64)
+        self.n_instruments, self.n_scenarios = lm.shape
+        self.dtype = jnp.dtype(dtype)
+        layout = detect_block_layout(lm) if blocks == "auto" else blocks if blocks not in (None, "dense") else None
+        self.layout = layout if layout is not None and layout.n_blocks > 1 else None
+        if self.layout is None:
+            self.blocks, self.pnl = None, jnp.asarray(lm, self.dtype)
+        else:
+            self.blocks = tuple(tuple(int(i) for i in b) for b in self.layout.instruments)
+            self.pnl = tuple(jnp.asarray(b, self.dtype) for b in self.layout.pnl_blocks(lm))
+        self.mm_factor = float(mm_factor)
+        h = Histograms(**(hist or {}))
+        self.edges, self.h_edges = h.edges, h.h_edges
+        self._compiled: dict = {}
+        self.compile_s = 0.0
+
+    def __call__(self, part: dict, per_account: bool = False) -> dict:
+        """Summary of one part (NumPy scalars and arrays, see :func:`part_kernel`) plus ``n_accounts``,
+        ``n_positions`` and stage seconds ``t_prepare`` / ``t_kernel``. Raises MarginInputError naming the first
+        bad row when the kernel counted one."""
+        t0 = time.perf_counter()
+        args, static = prepare_part(part, self.n_instruments)
+        if self.dtype != np.float32:
+            args = args[:2] + (args[2].astype(self.dtype),) + args[3:]
+        t1 = time.perf_counter()
+        kw = dict(static, n_instr=self.n_instruments, blocks=self.blocks, edges=tuple(self.edges), h_edges=tuple(self.h_edges),
+                  per_account=per_account)
+        full = args + (self.pnl, self.mm_factor)
+        key = tuple((np.shape(a), np.result_type(a)) for a in args[:5]) + tuple(sorted(static.items())) + (per_account,)
+        fn = self._compiled.get(key)
+        if fn is None:  # compile ahead of time, timed apart (set-up, like the kernel compile of the in-memory run)
+            tc = time.perf_counter()
+            fn = self._compiled[key] = part_kernel.lower(*full, **kw).compile()
+            self.compile_s += time.perf_counter() - tc
+            t1 += time.perf_counter() - tc
+        res = jax.device_get(fn(*full))
+        t2 = time.perf_counter()
+        if any(int(res[k]) for k in ERROR_KEYS):
+            locate_error(part, self.n_instruments)
+        out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items() if k not in ERROR_KEYS}
+        if per_account:
+            out["im"] = np.asarray(res["im"])[:part["ids"].size]
+        out.update(n_accounts=int(part["ids"].size), n_positions=int(part["account_id"].size),
+                   t_prepare=t1 - t0, t_kernel=t2 - t1)
+        return out
+
+
+def combine(total: dict | None, part: dict) -> dict:
+    """Adds the summary of a part to the running total (``max_*`` take the maximum)."""
+    if total is None:
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in part.items()}
+    for k, v in part.items():
+        if k == "im":
+            total[k] = np.concatenate([total[k], v])
+        else:
+            total[k] = max(total[k], v) if k.startswith("max_") else total[k] + v
+    return total
+
+
+def margin_part(book_dir, name: str, pnl, **kw) -> dict:
+    """Reads and margins one part (a Ray task body); ``kw`` as :class:`PartMargin`."""
+    return PartMargin(pnl, **kw)(read_part(book_dir, name))
+
+
+# ----------------------------------------------------------------------------- the whole book
+def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float32", hist: dict | None = None,
+                backend: str = "auto", ray_address: str | None = None, ray_num_cpus: int | None = None,
+                ray_runtime_env: dict | None = None, prefetch: bool = True, per_account: bool = False,
+                progress=None) -> dict:
+    """Margins every part of the book; returns the combined totals, counts and histograms plus timings.
+
+    Args:
+        mm_factor: MM = mm_factor x IM (Deribit).
+        blocks: ``"auto"`` (per-block products when the P&L matrix is block-diagonal), ``"dense"`` or a
+            :class:`~margin.requirements.BlockLayout`.
+        dtype: kernel dtype of quantities and P&L (``float32`` default; sums are float64).
+        hist: :class:`Histograms` keyword arguments.
+        backend: ``"local"`` (this process, the next part read on a thread while the current one is margined),
+            ``"ray"`` (one Ray task per part, at most 2 x cluster CPUs in flight) or ``"auto"`` (Ray when
+            ``ray_address`` or ``RAY_ADDRESS`` is set). ``ray_num_cpus``: a local Ray's CPUs when no address.
+        per_account: also return ``im`` ``(n_accounts,)`` (float, USD; for tests and small books only).
+        progress: ``None`` or a callable wrapping the part list (e.g. ``functools.partial(tqdm, desc="parts")``).
+
+    Returns:
+        dict: ``n_accounts``, ``n_positions``, ``sum_im`` / ``sum_mm`` / ``sum_collateral`` / ``shortfall_mm``
+        (USD), ``max_im``, counts ``n_zero_margin``, ``n_below_mm``, ``n_below_im``, ``n_health_below`` /
+        ``_above``, ``n_im_above``, histograms ``hist_im`` / ``hist_mm`` over ``edges`` (USD) and ``hist_health``
+        over ``h_edges``, ``seconds`` (all parts, compile excluded), ``compile_s``, ``accounts_per_s``,
+        ``peak_rss_gb``, stage seconds ``t_read_wait`` / ``t_prepare`` / ``t_kernel`` (local backend).
+    """
+    t0 = time.perf_counter()
+    lm, _ = load_instruments(book_dir)
+    parts = list_parts(book_dir)
+    kw = dict(mm_factor=mm_factor, blocks=blocks, dtype=dtype, hist=hist)
+    pm = PartMargin(lm, **kw)
+    wrap = progress or (lambda x: x)
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    use_ray = backend == "ray" or (backend == "auto" and address is not None)
+    if backend not in ("auto", "local", "ray"):
+        raise MarginInputError("backend", "must be auto, local or ray", None, backend)
+    setup_s = 0.0
+    total = None
+    if use_ray:
+        import ray
+
+        tr0 = time.perf_counter()
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=None if address else ray_num_cpus, include_dashboard=False,
+                     log_to_driver=False, runtime_env=ray_runtime_env)
+        setup_s = time.perf_counter() - tr0  # Ray start-up is set-up, like compilation
+        task = ray.remote(num_cpus=1)(margin_part)
+        lm_ref = ray.put(lm)
+        width = max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        pending, queue = [], list(parts)
+        for _ in wrap(range(len(parts))):
+            while queue and len(pending) < width:
+                pending.append(task.remote(str(book_dir), queue.pop(0), lm_ref, **kw))
+            done, pending = ray.wait(pending, num_returns=1)
+            total = combine(total, ray.get(done[0]))
+    else:
+        pool = ThreadPoolExecutor(1) if prefetch else None
+        nxt = pool.submit(read_part, book_dir, parts[0]) if pool else None
+        t_read = 0.0
+        try:
+            for j in wrap(range(len(parts))):
+                tr = time.perf_counter()
+                data = nxt.result() if pool else read_part(book_dir, parts[j])
+                t_read += time.perf_counter() - tr
+                if pool and j + 1 < len(parts):
+                    nxt = pool.submit(read_part, book_dir, parts[j + 1])
+                total = combine(total, pm(data, per_account=per_account))
+                del data
+        finally:
+            if pool:
+                pool.shutdown()
+        total["t_read_wait"] = t_read
+    compile_s = pm.compile_s + setup_s
+    total["compile_s"] = compile_s
+    total["seconds"] = time.perf_counter() - t0 - compile_s
+    total["accounts_per_s"] = total["n_accounts"] / total["seconds"]
+    total["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    total.update({"backend": "ray" if use_ray else "local", "n_parts": len(parts), "n_instruments": lm.shape[0],
+                  "n_scenarios": lm.shape[1], "n_blocks": pm.layout.n_blocks if pm.layout else 1,
+                  "edges": pm.edges, "h_edges": pm.h_edges, "mm_factor": float(mm_factor)})
+    return total
+
+
+def hist_quantile(counts, edges, below: int, q: float) -> float:
+    """Quantile from histogram counts (upper bin edge; resolution one bin: 10^(1/bins_per_decade))."""
+    c = np.cumsum(np.r_[below, counts])
+    if c[-1] == 0:
+        return float("nan")
+    j = int(np.searchsorted(c, q * c[-1]))
+    return float(edges[min(j, len(edges) - 1)])
