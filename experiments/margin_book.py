@@ -95,7 +95,7 @@ def _timed(fn) -> float:
 def summary_rows(res: dict, targets: dict | None = None) -> list:
     n = res["n_accounts"]
     e, he = res["edges"], res["h_edges"]
-    q = lambda key, qq: bm.hist_quantile(res[key], e, 0, qq)  # noqa: E731
+    q = lambda key, qq: bm.hist_quantile(res[key], res["mm_edges"] if key == "hist_mm" else e, 0, qq)  # noqa: E731
     hq = lambda qq: bm.hist_quantile(res["hist_health"], he, res["n_health_below"], qq)  # noqa: E731
     stages = [k for k in ("t_read_wait", "t_prepare", "t_kernel") if k in res]
     rows = [
@@ -148,7 +148,7 @@ def plot(res: dict, path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     e, he = res["edges"], res["h_edges"]
     ax[0].stairs(res["hist_im"], e, label="IM")
-    ax[0].stairs(res["hist_mm"], e, label="MM")
+    ax[0].stairs(res["hist_mm"], res["mm_edges"], label="MM")
     ax[0].set(xscale="log", xlabel="USD per account", ylabel="accounts", title="IM and MM (accounts with margin)")
     nz = np.flatnonzero(np.asarray(res["hist_im"]) + np.asarray(res["hist_mm"]))
     if nz.size:  # show the populated bins only

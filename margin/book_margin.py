@@ -56,7 +56,7 @@ ROW_QUANTUM = 1 << 18      # row arrays are padded to a multiple of this (few co
 WINDOW_QUANTUM = 1 << 12   # chunk windows are rounded up to a multiple of this
 COUNT_KEYS = ("n_zero_margin", "n_below_mm", "n_below_im", "n_health_below", "n_health_above", "n_im_above")
 SUM_KEYS = ("sum_im", "sum_mm", "sum_collateral", "shortfall_mm")
-ERROR_KEYS = ("n_bad_account", "n_bad_instrument", "n_bad_quantity", "n_bad_collateral")
+ERROR_KEYS = ("n_bad_rows", "n_bad_collateral")
 
 
 # ----------------------------------------------------------------------------- generate
@@ -243,16 +243,6 @@ class Histograms:
         self.h_edges = np.logspace(np.log10(h_lo), np.log10(h_hi), int(round(np.log10(h_hi / h_lo) * per_decade)) + 1)
 
 
-def _hist(v, mask, edges):
-    """Counts of ``v`` (where ``mask``) in the log-uniform bins ``edges`` (static NumPy array): one scatter-add."""
-    nb = len(edges) - 1
-    lo, step = np.log10(edges[0]), np.log10(edges[1] / edges[0])
-    inside = mask & (v >= edges[0]) & (v < edges[-1])
-    j = jnp.floor((jnp.log10(jnp.where(inside, v, edges[0])) - lo) / step).astype(jnp.int32)
-    j = jnp.where(inside, jnp.clip(j, 0, nb - 1), nb)
-    return jnp.zeros(nb + 1, jnp.int32).at[j].add(1, mode="promise_in_bounds")[:nb].astype(jnp.int64)
-
-
 @functools.partial(jax.jit, static_argnames=("n_instr", "chunk", "window", "blocks", "edges", "h_edges",
                                                      "per_account"))
 def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_instr: int, chunk: int, window: int,
@@ -273,8 +263,9 @@ def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_inst
         edges / h_edges: static tuples of the histogram bin edges (USD; health).
 
     Returns:
-        dict of float64 sums (USD), int64 counts and int64 histogram counts; ``n_bad_*`` count rows the kernel
-        could not use (non-zero means the part is invalid). With ``per_account`` also ``im`` ``(C x chunk,)``.
+        dict of float64 sums (USD), int64 counts and int64 histogram counts; ``n_bad_rows`` / ``n_bad_collateral``
+        count position rows / accounts the kernel could not use (non-zero: the part is invalid). With
+        ``per_account`` also ``im`` ``(C x chunk,)``.
     """
     dt = qty.dtype
     e, he = np.asarray(edges), np.asarray(h_edges)
@@ -293,13 +284,9 @@ def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_inst
         a0 = c * chunk
         row = (g >= s) & (g < t)
         loc = (a - base - a0).astype(jnp.int32)
-        ok_a = (loc >= 0) & (loc < chunk) & (a0 + loc < n)
-        ok_i = (i >= 0) & (i < n_instr)
-        ok_q = jnp.isfinite(q)
-        use = row & ok_a & ok_i & ok_q
-        prev_a = jnp.concatenate([a[:1], a[:-1]])
-        prev_row = jnp.concatenate([jnp.zeros(1, bool), row[:-1]])
-        unsorted = row & prev_row & (a < prev_a)
+        # unsigned compares: one test each for 0 <= loc < accounts of the chunk and 0 <= inst < I
+        use = (row & (loc.astype(jnp.uint32) < jnp.minimum(n - a0, chunk).astype(jnp.uint32))
+               & (i.astype(jnp.uint32) < n_instr) & jnp.isfinite(q))
         flat = jnp.where(use, loc * n_instr + i, chunk * n_instr)
         grid = jnp.zeros(chunk * n_instr + 1, dt).at[flat].add(jnp.where(use, q, 0), mode="promise_in_bounds")
         x = grid[:chunk * n_instr].reshape(chunk, n_instr)
@@ -315,32 +302,56 @@ def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_inst
         ok_c = jnp.isfinite(cc) & (cc >= 0)
         cc = jnp.where(valid & ok_c, cc, 0.0)
         mm = mm_factor * im
-        has = valid & (mm > 0)
-        health = jnp.where(has, cc / jnp.where(has, mm, 1.0), jnp.inf)
-        out = {
-            "sum_im": im.sum(), "sum_mm": mm.sum(), "sum_collateral": cc.sum(),
-            "shortfall_mm": jnp.maximum(mm - cc, 0).sum(), "max_im": im.max(),
-            "n_zero_margin": (valid & (im == 0)).sum(), "n_below_mm": (has & (cc < mm)).sum(),
-            "n_below_im": (valid & (cc < im)).sum(),
-            "n_health_below": (has & (health < he[0])).sum(), "n_health_above": (has & (health >= he[-1])).sum(),
-            "n_im_above": (valid & (im >= e[-1])).sum(),
-            "hist_im": _hist(im, valid, e), "hist_mm": _hist(mm, valid, e), "hist_health": _hist(health, has, he),
-            "n_bad_account": (row & ~ok_a).sum() + unsorted.sum(), "n_bad_instrument": (row & ~ok_i).sum(),
-            "n_bad_quantity": (row & ~ok_q).sum(), "n_bad_collateral": (valid & ~ok_c).sum(),
+        has = mm > 0
+        health = cc / jnp.where(has, mm, 1.0)
+        # one scatter-add fills the IM and health histograms with their under / over-flow counts; MM = mm_factor x
+        # IM, so the MM histogram is the IM one on the edges x mm_factor
+        l_im = jnp.log10(jnp.where(has, im_c, 1).astype(jnp.float32))
+        l_h = jnp.log10(jnp.where(has & (cc > 0), health, 1).astype(jnp.float32))
+        j_im = _bin(im, l_im, e, valid, 0)
+        j_h = jnp.where(valid & ~ok_c, off_h + hb + 2,
+                        _bin(health, l_h, he, valid & has & ok_c, off_h - 1, zero_bin=False))
+        idx = jnp.concatenate([j_im, j_h])
+        idx = jnp.where(idx < 0, n_hist, idx)  # masked accounts: the dropped last slot
+        hist = carry["hist"] + jnp.zeros(n_hist + 1, jnp.int32).at[idx].add(1, mode="promise_in_bounds")
+        new = {
+            "sum_im": carry["sum_im"] + im.sum(), "sum_collateral": carry["sum_collateral"] + cc.sum(),
+            "shortfall_mm": carry["shortfall_mm"] + jnp.maximum(mm - cc, 0).sum(),
+            "max_im": jnp.maximum(carry["max_im"], im.max()),
+            "n_below_mm": carry["n_below_mm"] + (valid & (cc < mm)).sum(dtype=jnp.int64),
+            "n_below_im": carry["n_below_im"] + (valid & (cc < im)).sum(dtype=jnp.int64),
+            "n_bad_rows": carry["n_bad_rows"] + (row & ~use).sum(dtype=jnp.int64),
+            "hist": hist,
         }
-        out = {k: (v.astype(jnp.int64) if k.startswith("n_") else v) for k, v in out.items()}
-        new = {k: (jnp.maximum(carry[k], v) if k.startswith("max_") else carry[k] + v) for k, v in out.items()}
         return new, (im_c if per_account else None)
 
     nb, hb = len(e) - 1, len(he) - 1
-    init = {k: jnp.zeros((), jnp.float64) for k in SUM_KEYS + ("max_im",)}
-    init.update({k: jnp.zeros((), jnp.int64) for k in COUNT_KEYS + ERROR_KEYS})
-    init.update({"hist_im": jnp.zeros(nb, jnp.int64), "hist_mm": jnp.zeros(nb, jnp.int64),
-                 "hist_health": jnp.zeros(hb, jnp.int64)})
+    off_h = nb + 4
+    n_hist = off_h + hb + 3
+    init = {k: jnp.zeros((), jnp.float64) for k in ("sum_im", "sum_collateral", "shortfall_mm", "max_im")}
+    init.update({k: jnp.zeros((), jnp.int64) for k in ("n_below_mm", "n_below_im", "n_bad_rows")})
+    init["hist"] = jnp.zeros(n_hist + 1, jnp.int32)
     total, ims = jax.lax.scan(body, init, jnp.arange(n_chunks))
+    h = total.pop("hist")[:n_hist].astype(jnp.int64)
+    total.update(sum_mm=mm_factor * total["sum_im"], n_zero_margin=h[0], hist_im=h[2:nb + 2], n_im_above=h[nb + 2],
+                 n_health_below=h[off_h], hist_health=h[off_h + 1:off_h + hb + 1],
+                 n_health_above=h[off_h + hb + 1], n_bad_collateral=h[off_h + hb + 2])
     if per_account:
         total["im"] = ims.reshape(-1)
     return total
+
+
+def _bin(v, log_v, edges, mask, offset: int, zero_bin: bool = True):
+    """Histogram slot of ``v`` (float64) in the log-uniform ``edges``: ``offset`` + 0 for v = 0 (when
+    ``zero_bin``), + 1 for v below ``edges[0]``, + 2 + j for bin j (from the float32 ``log_v``; bins are 12%
+    wide), + 2 + nb at or above ``edges[-1]``; -1 (the last, dropped slot) where not ``mask``."""
+    nb = len(edges) - 1
+    lo, step = np.float32(np.log10(edges[0])), np.float32(np.log10(edges[1] / edges[0]))
+    j = jnp.clip(((log_v - lo) / step).astype(jnp.int32), 0, nb - 1) + 2
+    j = jnp.where(v < edges[0], 1, jnp.where(v >= edges[-1], nb + 2, j))
+    if zero_bin:
+        j = jnp.where(v == 0, 0, j)
+    return jnp.where(mask, j + offset, -1)
 
 
 # ----------------------------------------------------------------------------- margin one part
@@ -420,7 +431,8 @@ class PartMargin:
         if self.dtype != np.float32:
             args = args[:2] + (args[2].astype(self.dtype),) + args[3:]
         t1 = time.perf_counter()
-        kw = dict(static, n_instr=self.n_instruments, blocks=self.blocks, edges=tuple(self.edges), h_edges=tuple(self.h_edges),
+        kw = dict(static, n_instr=self.n_instruments, blocks=self.blocks, edges=tuple(self.edges),
+                  h_edges=tuple(self.h_edges),
                   per_account=per_account)
         full = args + (self.pnl, self.mm_factor)
         key = tuple((np.shape(a), np.result_type(a)) for a in args[:5]) + tuple(sorted(static.items())) + (per_account,)
@@ -428,13 +440,15 @@ class PartMargin:
         if fn is None:  # compile ahead of time, timed apart (set-up, like the kernel compile of the in-memory run)
             tc = time.perf_counter()
             fn = self._compiled[key] = part_kernel.lower(*full, **kw).compile()
-            self.compile_s += time.perf_counter() - tc
-            t1 += time.perf_counter() - tc
+            t1 = time.perf_counter()
+            self.compile_s += t1 - tc
+            t0 += t1 - tc
         res = jax.device_get(fn(*full))
         t2 = time.perf_counter()
         if any(int(res[k]) for k in ERROR_KEYS):
             locate_error(part, self.n_instruments)
         out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items() if k not in ERROR_KEYS}
+        out["hist_mm"] = out["hist_im"].copy()  # over mm_edges = mm_factor x edges (MM = mm_factor x IM)
         if per_account:
             out["im"] = np.asarray(res["im"])[:part["ids"].size]
         out.update(n_accounts=int(part["ids"].size), n_positions=int(part["account_id"].size),
@@ -481,8 +495,9 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
     Returns:
         dict: ``n_accounts``, ``n_positions``, ``sum_im`` / ``sum_mm`` / ``sum_collateral`` / ``shortfall_mm``
         (USD), ``max_im``, counts ``n_zero_margin``, ``n_below_mm``, ``n_below_im``, ``n_health_below`` /
-        ``_above``, ``n_im_above``, histograms ``hist_im`` / ``hist_mm`` over ``edges`` (USD) and ``hist_health``
-        over ``h_edges``, ``seconds`` (all parts, compile excluded), ``compile_s``, ``accounts_per_s``,
+        ``_above``, ``n_im_above``, histograms ``hist_im`` over ``edges`` (USD), ``hist_mm`` over ``mm_edges`` =
+        ``mm_factor`` x ``edges`` (the same counts: MM = mm_factor x IM) and ``hist_health`` over ``h_edges``,
+        ``seconds`` (all parts, compile excluded), ``compile_s``, ``accounts_per_s``,
         ``peak_rss_gb``, stage seconds ``t_read_wait`` / ``t_prepare`` / ``t_kernel`` (local backend).
     """
     t0 = time.perf_counter()
@@ -538,7 +553,8 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
     total["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     total.update({"backend": "ray" if use_ray else "local", "n_parts": len(parts), "n_instruments": lm.shape[0],
                   "n_scenarios": lm.shape[1], "n_blocks": pm.layout.n_blocks if pm.layout else 1,
-                  "edges": pm.edges, "h_edges": pm.h_edges, "mm_factor": float(mm_factor)})
+                  "edges": pm.edges, "mm_edges": mm_factor * pm.edges, "h_edges": pm.h_edges,
+                  "mm_factor": float(mm_factor)})
     return total
 
 

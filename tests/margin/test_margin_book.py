@@ -53,6 +53,9 @@ def test_parts_equal_in_memory_dense_kernel(book, blocks, chunk, monkeypatch):
     assert res["n_below_mm"] == int((coll < 0.8 * res["im"]).sum())
     assert res["n_below_im"] == int((coll < res["im"]).sum())
     assert res["hist_im"].sum() + res["n_im_above"] == int((res["im"] >= res["edges"][0]).sum())
+    assert res["n_zero_margin"] == int((res["im"] == 0).sum())
+    assert res["n_health_below"] + res["hist_health"].sum() + res["n_health_above"] == int((res["im"] > 0).sum())
+    assert res["max_im"] == pytest.approx(im.max(), rel=1e-6)
     ref = np.histogram(res["im"][res["im"] > 0], res["edges"])[0]
     assert np.abs(res["hist_im"] - ref).sum() <= 2  # float32 log at bin edges
 
@@ -106,9 +109,10 @@ def test_report_files(book, tmp_path):
     assert (tmp_path / "margin_book_hist.png").stat().st_size > 1000
 
 
-def test_bad_rows_named(book, tmp_path):
+def test_bad_rows_named(book, tmp_path, monkeypatch):
     import shutil
 
+    _chunk(monkeypatch, 64)
     bad = tmp_path / "bad"
     shutil.copytree(book, bad)
     part = bad / "positions" / "part-00001.parquet"
