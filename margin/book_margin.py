@@ -358,17 +358,32 @@ def _bin(v, log_v, edges, mask, offset: int, zero_bin: bool = True):
 _BUFFERS: dict = {}
 
 
-def _padded(key, values: np.ndarray, size: int) -> np.ndarray:
-    """``values`` copied into a reused, 64-byte aligned buffer of ``size`` entries (tail zero) so that all parts
-    of a book share a few compiled shapes and no part pays fresh page faults; ``jax.device_put`` aliases it."""
-    buf = _BUFFERS.get((key, size, values.dtype))
-    if buf is None:
-        raw = np.zeros(size * values.itemsize + 64, np.uint8)
+def _buffer(key, size: int, dtype) -> np.ndarray:
+    """A reused, 64-byte aligned buffer of ``size`` entries (``jax.device_put`` aliases it: XLA:CPU zero-copy),
+    touched once when made (fresh pages cost a page fault each)."""
+    dtype = np.dtype(dtype)
+    buf = _BUFFERS.get((key, dtype))
+    if buf is None or buf.size < size:  # one buffer per key, the largest part's size: memory bounded by one part
+        _BUFFERS.pop((key, dtype), None)
+        raw = np.empty(size * dtype.itemsize + 64, np.uint8)
+        raw.fill(0)
         off = -raw.ctypes.data % 64
-        buf = _BUFFERS[(key, size, values.dtype)] = raw[off:off + size * values.itemsize].view(values.dtype)
+        buf = _BUFFERS[(key, dtype)] = raw[off:off + size * dtype.itemsize].view(dtype)
+    return buf[:size]
+
+
+def _padded(key, values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` copied into the head of a reused buffer of ``size`` entries, so that all parts of a book share a
+    few compiled shapes (the tail is never read: the kernel masks rows past ``starts[-1]`` and accounts past n)."""
+    buf = _buffer(key, size, values.dtype)
     buf[:values.size] = values
-    buf[values.size:] = 0
     return buf
+
+
+def padded_sizes(n_rows: int, n_accounts: int, n_instruments: int) -> tuple[int, int]:
+    """``(rows, accounts)`` sizes of the padded buffers of a part (the window bound aside)."""
+    chunk = chunk_accounts(n_instruments)
+    return -(-n_rows // ROW_QUANTUM) * ROW_QUANTUM, max(1, -(-n_accounts // chunk)) * chunk
 
 
 def chunk_accounts(n_instruments: int) -> int:
@@ -395,9 +410,10 @@ def prepare_part(part: dict, n_instruments: int) -> tuple:
     starts = np.maximum.accumulate(np.clip(starts, 0, r))  # unsorted rows are caught in the kernel
     starts[0], starts[-1] = 0, r
     window = int(max(WINDOW_QUANTUM, -(-int(np.diff(starts).max(initial=0)) // WINDOW_QUANTUM) * WINDOW_QUANTUM))
-    r_pad = max(window, -(-r // ROW_QUANTUM) * ROW_QUANTUM)
+    r_pad, n_pad = padded_sizes(r, n, n_instruments)
+    r_pad = max(window, r_pad)
     args = (_padded("acc", acc, r_pad), _padded("inst", part["instrument"], r_pad),
-            _padded("qty", part["quantity"], r_pad), _padded("coll", part["collateral"], n_chunks * chunk),
+            _padded("qty", part["quantity"], r_pad), _padded("coll", part["collateral"], n_pad),
             starts.astype(np.int32), base, n)
     return args, {"chunk": chunk, "window": window}
 
@@ -512,6 +528,19 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
         raise MarginInputError("backend", "must be auto, local or ray", None, backend)
     setup_s = 0.0
     total = None
+    if not use_ray:  # set-up: the part buffers, sized from the Parquet footers, made before the clock of the parts
+        ts = time.perf_counter()
+        for name in parts:
+            try:
+                rows = pq.ParquetFile(Path(book_dir) / "positions" / name).metadata.num_rows
+                accs = pq.ParquetFile(Path(book_dir) / "accounts" / name).metadata.num_rows
+            except (OSError, pa.ArrowInvalid):
+                continue  # reported with file, row and column when the part is read
+            r_pad, n_pad = padded_sizes(rows, accs, lm.shape[0])
+            for key, dt in (("acc", np.int64), ("inst", np.int32), ("qty", np.float32)):
+                _buffer(key, r_pad, dt)
+            _buffer("coll", n_pad, np.float64)
+        setup_s = time.perf_counter() - ts
     if use_ray:
         import ray
 
