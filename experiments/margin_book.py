@@ -97,7 +97,7 @@ def summary_rows(res: dict, targets: dict | None = None) -> list:
     e, he = res["edges"], res["h_edges"]
     q = lambda key, qq: bm.hist_quantile(res[key], res["mm_edges"] if key == "hist_mm" else e, 0, qq)  # noqa: E731
     hq = lambda qq: bm.hist_quantile(res["hist_health"], he, res["n_health_below"], qq)  # noqa: E731
-    stages = [k for k in ("t_read_wait", "t_prepare", "t_kernel") if k in res]
+    stages = [k for k in ("t_read_wait", "t_prepare", "t_kernel", "t_read_prepare") if k in res]
     rows = [
         Row("accounts / positions / parts", f"{n:,} / {res['n_positions']:,} / {res['n_parts']}",
             note=f"{res['n_instruments']} instruments x {res['n_scenarios']} scenarios, {res['n_blocks']} block(s), "
@@ -116,12 +116,14 @@ def summary_rows(res: dict, targets: dict | None = None) -> list:
         Row("health quantiles p1 / p10 / p50", f"{hq(.01):.4g} / {hq(.1):.4g} / {hq(.5):.4g}", "",
             note="health = collateral / MM"),
         Row("wall time, read + margin all parts", res["seconds"], "s",
-            note=f"set-up before or beside the parts (kernel compile, part buffers; Ray start-up): "
+            note=f"set-up before or beside the parts (kernel compile, part buffers, a discarded warm-up pass over the "
+                 f"first part; Ray start-up): "
                  f"{res.get('compile_s', 0):.2f} s, "
                  "not included" + ("; Ray workers compile inside the timed part" if res["backend"] == "ray" else "")),
         Row("throughput from Parquet", res["accounts_per_s"], "accounts/s",
             note="stage seconds: " + ", ".join(f"{k[2:]} {res[k]:.2f}" for k in stages)
-            + (" (the next part is read on a thread; read_wait is the time spent waiting for it)"
+            + (" (the next part is read and copied into its buffers on a thread (read_prepare, overlapping the "
+               "kernel); read_wait is the time spent waiting for it)"
                if "t_read_wait" in res else "")),
     ]
     mem_t = (targets or {}).get("peak_rss_gb")

@@ -39,7 +39,7 @@ def _chunk(monkeypatch, chunk):
     monkeypatch.setattr(bm, "chunk_accounts", lambda n_instruments: chunk)
 
 
-@pytest.mark.parametrize("blocks, chunk", [("auto", 64), ("dense", 16384)])
+@pytest.mark.parametrize("blocks, chunk", [("auto", 16384), ("dense", 64)])
 def test_parts_equal_in_memory_dense_kernel(book, blocks, chunk, monkeypatch):
     _chunk(monkeypatch, chunk)
     res = bm.margin_book(book, blocks=blocks, per_account=True)
@@ -121,26 +121,26 @@ def test_bad_rows_named(book, tmp_path, monkeypatch):
     inst[7] = 99
     pq.write_table(t.set_column(1, "instrument", pa.array(inst, pa.int32())), part)
     with pytest.raises(margin.MarginInputError, match=r"part-00001.parquet: row 7, column instrument.*99"):
-        bm.margin_book(bad)
+        bm.margin_book(bad, blocks="dense")
     qty = t["quantity"].to_numpy().copy()
     qty[3] = np.nan
     pq.write_table(t.set_column(2, "quantity", pa.array(qty, pa.float32())), part)
     with pytest.raises(margin.MarginInputError, match="row 3, column quantity"):
-        bm.margin_book(bad)
+        bm.margin_book(bad, blocks="dense")
     acc = t["account_id"].to_numpy().copy()
     acc[[10, 2000]] = acc[[2000, 10]]
     pq.write_table(t.set_column(0, "account_id", pa.array(acc, pa.int64())), part)
     with pytest.raises(margin.MarginInputError, match="row 11, column account_id: rows must be sorted"):
-        bm.margin_book(bad)
+        bm.margin_book(bad, blocks="dense")
     acc = t["account_id"].to_numpy().copy()
     acc[5] = 5
     pq.write_table(t.set_column(0, "account_id", pa.array(acc, pa.int64())), part)
     with pytest.raises(margin.MarginInputError, match=r"row 5, column account_id: account not in.*\(value 5\)"):
-        bm.margin_book(bad)
+        bm.margin_book(bad, blocks="dense")
     pq.write_table(t, part)
     (bad / "accounts" / "part-00002.parquet").unlink()
     with pytest.raises(margin.MarginInputError, match="part-00002.parquet"):
-        bm.margin_book(bad)
+        bm.margin_book(bad, blocks="dense")
 
 
 def test_hydra_generate_then_run(repo_root, tmp_path):
