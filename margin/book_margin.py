@@ -506,9 +506,9 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
         backend: ``"local"`` (this process, the next part read on a thread while the current one is margined),
             ``"ray"`` (one Ray task per part, at most 2 x cluster CPUs in flight) or ``"auto"`` (Ray when
             ``ray_address`` or ``RAY_ADDRESS`` is set). ``ray_num_cpus``: a local Ray's CPUs when no address.
-        warmup: local backend: margin the first part once, discarded, in the set-up (the Arrow memory pool and
-            the part buffers are touched and the kernel compiled before the clock of the parts starts; on this
-            VM first-touch page faults cost 0.1 - 0.6 s per process).
+        warmup: local backend: in the set-up, read the first two parts and margin the first, discarded (the
+            Arrow memory pool and the part buffers are touched and the kernel compiled before the clock of the
+            parts starts; on this VM first-touch page faults cost 0.1 - 0.6 s per part-sized allocation).
         per_account: also return ``im`` ``(n_accounts,)`` (float, USD; for tests and small books only).
         progress: ``None`` or a callable wrapping the part list (e.g. ``functools.partial(tqdm, desc="parts")``).
 
@@ -547,11 +547,12 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
                 for key, dt in (("acc", np.int64), ("inst", np.int32), ("qty", np.float32)):
                     _buffer((key, slot), r_pad, dt)
                 _buffer(("coll", slot), n_pad, np.float64)
-        if warmup:  # one discarded pass over the first part: first-touch page faults of Arrow's memory pool
+        if warmup:  # discarded: the first part margined while the second is held (two parts are in flight
+            # in the loop), so Arrow's memory pool and the buffers are touched before the clock starts
             c0 = pm.compile_s
-            first = read_part(book_dir, parts[0])
-            pm(first, prepared=prepare_part(first, lm.shape[0], 1))
-            del first
+            held = [read_part(book_dir, name) for name in parts[:2]]
+            pm(held[0], prepared=prepare_part(held[0], lm.shape[0], 1))
+            del held
             ts += pm.compile_s - c0  # compile is counted in pm.compile_s
         setup_s = time.perf_counter() - ts
     if use_ray:
