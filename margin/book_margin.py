@@ -159,7 +159,7 @@ def list_parts(book_dir) -> list[str]:
 def _columns(path: Path, columns: list[str]) -> list[np.ndarray]:
     """Columns of one Parquet file as NumPy arrays (memory-mapped read; zero-copy when one row group)."""
     try:
-        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=False)
+        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=True)
     except (KeyError, pa.ArrowInvalid, OSError) as exc:
         raise MarginInputError(str(path), f"cannot read the columns {columns} of the book schema: {exc}") from exc
     out = []
