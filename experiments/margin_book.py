@@ -116,8 +116,8 @@ def summary_rows(res: dict, targets: dict | None = None) -> list:
         Row("health quantiles p1 / p10 / p50", f"{hq(.01):.4g} / {hq(.1):.4g} / {hq(.5):.4g}", "",
             note="health = collateral / MM"),
         Row("wall time, read + margin all parts", res["seconds"], "s",
-            note=f"set-up before or beside the parts (kernel compile, part buffers, warm-up: first two parts read and "
-                 f"the first margined, discarded; Ray start-up): "
+            note=f"set-up before or beside the parts (kernel compile, part buffers, warm-up: the parts held in flight "
+                 f"read and the first margined, discarded; Ray start-up): "
                  f"{res.get('compile_s', 0):.2f} s, "
                  "not included" + ("; Ray workers compile inside the timed part" if res["backend"] == "ray" else "")),
         Row("throughput from Parquet", res["accounts_per_s"], "accounts/s",

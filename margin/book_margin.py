@@ -38,6 +38,7 @@ import json
 import os
 import resource
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -493,7 +494,7 @@ def margin_part(book_dir, name: str, pnl, **kw) -> dict:
 # ----------------------------------------------------------------------------- the whole book
 def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float32", hist: dict | None = None,
                 backend: str = "auto", ray_address: str | None = None, ray_num_cpus: int | None = None,
-                ray_runtime_env: dict | None = None, prefetch: bool = True, warmup: bool = True,
+                ray_runtime_env: dict | None = None, prefetch: bool = True, readers: int = 2, warmup: bool = True,
                 per_account: bool = False, progress=None) -> dict:
     """Margins every part of the book; returns the combined totals, counts and histograms plus timings.
 
@@ -503,12 +504,14 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
             :class:`~margin.requirements.BlockLayout`.
         dtype: kernel dtype of quantities and P&L (``float32`` default; sums are float64).
         hist: :class:`Histograms` keyword arguments.
-        backend: ``"local"`` (this process, the next part read on a thread while the current one is margined),
+        backend: ``"local"`` (this process; with ``prefetch`` the next ``readers`` parts are read on as many
+            threads while the current one is margined),
             ``"ray"`` (one Ray task per part, at most 2 x cluster CPUs in flight) or ``"auto"`` (Ray when
             ``ray_address`` or ``RAY_ADDRESS`` is set). ``ray_num_cpus``: a local Ray's CPUs when no address.
-        warmup: local backend: in the set-up, read the first two parts and margin the first, discarded (the
-            Arrow memory pool and the part buffers are touched and the kernel compiled before the clock of the
-            parts starts; on this VM first-touch page faults cost 0.1 - 0.6 s per part-sized allocation).
+        warmup: local backend: in the set-up, read the first 1 + ``readers`` parts (as many as the loop holds)
+            and margin the first, discarded (the Arrow memory pool and the part buffers are touched and the kernel
+            compiled before the clock of the parts starts; on this VM first-touch page faults cost 0.1 - 0.6 s
+            per part-sized allocation). Its time is reported in ``compile_s`` (set-up), not in ``seconds``.
         per_account: also return ``im`` ``(n_accounts,)`` (float, USD; for tests and small books only).
         progress: ``None`` or a callable wrapping the part list (e.g. ``functools.partial(tqdm, desc="parts")``).
 
@@ -543,15 +546,15 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
             except (OSError, pa.ArrowInvalid):
                 continue  # reported with file, row and column when the part is read
             r_pad, n_pad = padded_sizes(rows, accs, lm.shape[0])
-            for slot in (0, 1) if prefetch else (0,):
+            for slot in range(max(1, int(readers)) + 1 if prefetch else 1):
                 for key, dt in (("acc", np.int64), ("inst", np.int32), ("qty", np.float32)):
                     _buffer((key, slot), r_pad, dt)
                 _buffer(("coll", slot), n_pad, np.float64)
-        if warmup:  # discarded: the first part margined while the second is held (two parts are in flight
-            # in the loop), so Arrow's memory pool and the buffers are touched before the clock starts
+        if warmup:  # discarded: the first part margined while the next ones are held (1 + readers parts are in
+            # flight in the loop), so Arrow's memory pool and the buffers are touched before the clock starts
             c0 = pm.compile_s
-            held = [read_part(book_dir, name) for name in parts[:2]]
-            pm(held[0], prepared=prepare_part(held[0], lm.shape[0], 1))
+            held = [read_part(book_dir, name) for name in parts[:1 + (max(1, int(readers)) if prefetch else 0)]]
+            pm(held[0], prepared=prepare_part(held[0], lm.shape[0], 0))
             del held
             ts += pm.compile_s - c0  # compile is counted in pm.compile_s
         setup_s = time.perf_counter() - ts
@@ -573,31 +576,33 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
             done, pending = ray.wait(pending, num_returns=1)
             total = combine(total, ray.get(done[0]))
     else:
-        pool = ThreadPoolExecutor(1) if prefetch else None
+        depth = max(1, int(readers)) if prefetch else 0
+        pool = ThreadPoolExecutor(depth) if depth else None
         n_i = lm.shape[0]
 
-        def load(name, slot):  # on the reader thread: read, then fill the padded buffers of ``slot``
+        def load(name, slot):  # on a reader thread: read, then fill the padded buffers of ``slot``
             tl = time.perf_counter()
             part = read_part(book_dir, name)
             return part, prepare_part(part, n_i, slot), time.perf_counter() - tl
 
-        nxt = pool.submit(load, parts[0], 0) if pool else None
+        # part k uses buffer slot k % (depth + 1): the parts in flight (one margined, ``depth`` read) never share
+        futures = deque(pool.submit(load, parts[k], k % (depth + 1)) for k in range(min(depth, len(parts))))
         t_read = t_reader = 0.0
         try:
             for j in wrap(range(len(parts))):
                 tr = time.perf_counter()
-                data, prep, t_load = nxt.result() if pool else load(parts[j], 0)
+                data, prep, t_load = futures.popleft().result() if pool else load(parts[j], 0)
                 t_reader += t_load
                 t_read += time.perf_counter() - tr
-                if pool and j + 1 < len(parts):
-                    nxt = pool.submit(load, parts[j + 1], (j + 1) % 2)
+                if pool and j + depth < len(parts):
+                    futures.append(pool.submit(load, parts[j + depth], (j + depth) % (depth + 1)))
                 total = combine(total, pm(data, per_account=per_account, prepared=prep))
                 del data
         finally:
             if pool:
-                pool.shutdown()
+                pool.shutdown(cancel_futures=True)
         total["t_read_wait"] = t_read
-        total["t_read_prepare"] = t_reader  # on the reader thread, overlapping the kernel
+        total["t_read_prepare"] = t_reader  # on the reader threads, overlapping the kernel
     compile_s = pm.compile_s + setup_s
     total["compile_s"] = compile_s
     total["seconds"] = time.perf_counter() - t0 - compile_s
