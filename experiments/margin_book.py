@@ -47,14 +47,14 @@ def generate_book(book_dir, n_accounts: int, accounts_per_shard: int = 1_000_000
 
 
 def run_book(book_dir, *, mm_factor=0.8, blocks="auto", backend="auto", ray_cfg=None, hist=None, dtype="float32",
-             prefetch=True, progress=True) -> dict:
+             prefetch=True, readers=2, progress=True) -> dict:
     """:func:`margin.book_margin.margin_book` with the ``ray`` block of the config."""
     ray_cfg = ray_cfg or OmegaConf.create({"address": None, "num_cpus": None})
     renv = ray_cfg.get("runtime_env")
     return bm.margin_book(book_dir, mm_factor=mm_factor, blocks=blocks, dtype=dtype, hist=hist, backend=backend,
                           ray_address=ray_cfg.get("address"), ray_num_cpus=ray_cfg.get("num_cpus"),
                           ray_runtime_env=OmegaConf.to_container(renv) if isinstance(renv, DictConfig) else renv,
-                          prefetch=prefetch, progress=functools.partial(tqdm, desc="parts") if progress else None)
+                          prefetch=prefetch, readers=readers, progress=functools.partial(tqdm, desc="parts") if progress else None)
 
 
 def in_memory_rate(book_dir, n_accounts: int, *, blocks="auto", repeats=3, dtype="float32") -> dict:
@@ -189,7 +189,7 @@ def run(cfg: DictConfig, out_dir) -> dict:
             return {"meta": meta}
     res = run_book(book, mm_factor=cfg.mm_factor, blocks=cfg.blocks, backend=cfg.backend, ray_cfg=cfg.ray,
                    hist=OmegaConf.to_container(cfg.histogram), dtype=cfg.dtype, prefetch=cfg.prefetch,
-                   progress=cfg.progress)
+                   readers=cfg.get("readers", 2), progress=cfg.progress)
     res["book_dir"] = str(book)
     targets = None
     if cfg.mode == "bench":
