@@ -54,7 +54,8 @@ def run_book(book_dir, *, mm_factor=0.8, blocks="auto", backend="auto", ray_cfg=
     return bm.margin_book(book_dir, mm_factor=mm_factor, blocks=blocks, dtype=dtype, hist=hist, backend=backend,
                           ray_address=ray_cfg.get("address"), ray_num_cpus=ray_cfg.get("num_cpus"),
                           ray_runtime_env=OmegaConf.to_container(renv) if isinstance(renv, DictConfig) else renv,
-                          prefetch=prefetch, readers=readers, progress=functools.partial(tqdm, desc="parts") if progress else None)
+                          prefetch=prefetch, readers=readers,
+                          progress=functools.partial(tqdm, desc="parts") if progress else None)
 
 
 def in_memory_rate(book_dir, n_accounts: int, *, blocks="auto", repeats=3, dtype="float32") -> dict:
