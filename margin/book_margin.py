@@ -8,8 +8,9 @@ Book layout (a directory; all Parquet files are plain pyarrow tables)::
         underlying  int32    0 .. U-1
         pnl_000 .. pnl_{S-1}  float64  per-unit scenario P&L in USD (loss negative)
     positions/part-NNNNN.parquet     one row per account and instrument held:
-        account_id  int64    sorted (any order of the rows within an account); every row of an account lies in
-                             ONE part; duplicated (account, instrument) rows are summed
+        account_id  int64    sorted (the kernel needs only the rows of each chunk of accounts to be contiguous;
+                             a row out of place is named); every row of an account lies in ONE part;
+                             duplicated (account, instrument) rows are summed
         instrument  int32    0 .. I-1
         quantity    float32  signed units
     accounts/part-NNNNN.parquet      one row per account of the same part (same file name):
@@ -22,14 +23,23 @@ Requirement (CME SPAN "Risk Arrays", Deribit "Portfolio Margin"): per account ``
 loss), MM = ``mm_factor`` x IM (Deribit), health = collateral / MM (> 1 healthy; +inf where MM = 0). This equals
 :func:`margin.portfolio_margin` on the dense ``(accounts, I)`` position matrix (tested).
 
-How a part is margined (:func:`margin_part`): the rows are read column-wise (memory-mapped, one Arrow chunk per
-row group), and one jitted function (:func:`part_kernel`) scans the part in chunks of ``chunk`` accounts: because
+How a part is margined (:class:`PartMargin`, :func:`margin_part`): the columns are read memory-mapped
+(:func:`read_part`; one Arrow chunk per row group, no copy to NumPy) and copied once into reused, aligned buffers
+padded to a multiple of ``ROW_QUANTUM`` rows (:func:`prepare_part`; all parts of a book share one or two compiled
+shapes). One jitted function (:func:`part_kernel`) then scans the part in chunks of ``chunk`` accounts: because
 rows are sorted by account, the rows of a chunk are one contiguous window; they are scatter-added into a small
-``(chunk, I)`` grid that stays in cache, multiplied by the ``(I, S)`` P&L matrix (per block when the matrix is
-block-diagonal), and reduced at once into totals, counts and fixed log-spaced histograms. Only those small results
-leave the kernel; input errors are counted inside it and located on the host only when a count is non-zero
-(:class:`~margin.validation.MarginInputError` naming file, row, column and value). :func:`margin_book` runs all
-parts, reading the next part on a thread while the current one is margined, or as Ray tasks.
+``(chunk, I)`` grid that stays in cache (no dense ``(accounts, I)`` array is ever built), multiplied by the
+``(I, S)`` P&L matrix (per block when the matrix is block-diagonal), and reduced at once into totals, counts and
+fixed log-spaced histograms. Only those small results leave the kernel; input errors are counted inside it and
+located on the host only when a count is non-zero (:class:`~margin.validation.MarginInputError` naming file, row,
+column and value). :func:`margin_book` runs all parts: locally with the next ``readers`` parts read and copied on
+threads while the current one is margined (memory: about 1 + ``readers`` parts), or as Ray tasks over parts.
+
+Example (a notebook)::
+
+    from margin import book_margin as bm
+    res = bm.margin_book("/tmp/book")            # a book written by bm.generate_book or a venue export
+    res["sum_im"], res["n_below_mm"], res["hist_health"]
 """
 from __future__ import annotations
 
@@ -55,8 +65,6 @@ POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32
 ACCOUNT_SCHEMA = pa.schema([("account_id", pa.int64()), ("collateral_usd", pa.float64())])
 ROW_QUANTUM = 1 << 18      # row arrays are padded to a multiple of this (few compiled shapes per book)
 WINDOW_QUANTUM = 1 << 12   # chunk windows are rounded up to a multiple of this
-COUNT_KEYS = ("n_zero_margin", "n_below_mm", "n_below_im", "n_health_below", "n_health_above", "n_im_above")
-SUM_KEYS = ("sum_im", "sum_mm", "sum_collateral", "shortfall_mm")
 ERROR_KEYS = ("n_bad_rows", "n_bad_collateral")
 
 
