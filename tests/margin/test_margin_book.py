@@ -138,6 +138,14 @@ def test_bad_rows_named(book, tmp_path, monkeypatch):
     with pytest.raises(margin.MarginInputError, match=r"row 5, column account_id: account not in.*\(value 5\)"):
         bm.margin_book(bad, blocks="dense")
     pq.write_table(t, part)
+    apart = bad / "accounts" / "part-00001.parquet"
+    at = pq.read_table(apart)
+    coll = at["collateral_usd"].to_numpy().copy()
+    coll[4] = -1.0
+    pq.write_table(at.set_column(1, "collateral_usd", pa.array(coll)), apart)
+    with pytest.raises(margin.MarginInputError, match=r"row 4, column collateral_usd: must be finite and >= 0"):
+        bm.margin_book(bad, blocks="dense")
+    pq.write_table(at, apart)
     (bad / "accounts" / "part-00002.parquet").unlink()
     with pytest.raises(margin.MarginInputError, match="part-00002.parquet"):
         bm.margin_book(bad, blocks="dense")
