@@ -545,6 +545,15 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
         raise MarginInputError("backend", "must be auto, local or ray", None, backend)
     setup_s = 0.0
     total = None
+    depth = max(1, int(readers)) if prefetch and not use_ray else 0
+    pool = ThreadPoolExecutor(depth) if depth else None
+    n_i = lm.shape[0]
+
+    def load(name, slot):  # on a reader thread: read, then fill the padded buffers of ``slot``
+        tl = time.perf_counter()
+        part = read_part(book_dir, name)
+        return part, prepare_part(part, n_i, slot), time.perf_counter() - tl
+
     if not use_ray:  # set-up: the part buffers, sized from the Parquet footers, made before the clock of the parts
         ts = time.perf_counter()
         for name in parts:
@@ -558,12 +567,20 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
                 for key, dt in (("acc", np.int64), ("inst", np.int32), ("qty", np.float32)):
                     _buffer((key, slot), r_pad, dt)
                 _buffer(("coll", slot), n_pad, np.float64)
-        if warmup:  # discarded: the first part margined while the next ones are held (1 + readers parts are in
-            # flight in the loop), so Arrow's memory pool and the buffers are touched before the clock starts
+        if warmup:  # discarded: the parts the loop holds in flight are read (on the reader threads, whose
+            # allocator heaps the loop reuses) and the first is margined, so Arrow's memory pool, the buffers and
+            # the kernel are warm before the clock starts
             c0 = pm.compile_s
-            held = [read_part(book_dir, name) for name in parts[:1 + (max(1, int(readers)) if prefetch else 0)]]
-            pm(held[0], prepared=prepare_part(held[0], lm.shape[0], 0))
-            del held
+            k_held = range(min(len(parts), depth + 1))
+            try:
+                held = ([f.result() for f in [pool.submit(load, parts[k], k) for k in k_held]] if pool
+                        else [load(parts[0], 0)])
+                pm(held[0][0], prepared=held[0][1])
+                del held
+            except BaseException:
+                if pool:
+                    pool.shutdown(cancel_futures=True)
+                raise
             ts += pm.compile_s - c0  # compile is counted in pm.compile_s
         setup_s = time.perf_counter() - ts
     if use_ray:
@@ -584,15 +601,6 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
             done, pending = ray.wait(pending, num_returns=1)
             total = combine(total, ray.get(done[0]))
     else:
-        depth = max(1, int(readers)) if prefetch else 0
-        pool = ThreadPoolExecutor(depth) if depth else None
-        n_i = lm.shape[0]
-
-        def load(name, slot):  # on a reader thread: read, then fill the padded buffers of ``slot``
-            tl = time.perf_counter()
-            part = read_part(book_dir, name)
-            return part, prepare_part(part, n_i, slot), time.perf_counter() - tl
-
         # part k uses buffer slot k % (depth + 1): the parts in flight (one margined, ``depth`` read) never share
         futures = deque(pool.submit(load, parts[k], k % (depth + 1)) for k in range(min(depth, len(parts))))
         t_read = t_reader = 0.0
