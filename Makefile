@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(PY) -m experiments.bench_proofs
 	$(PY) -m experiments.bench_backtest
 	$(PY) -m experiments.bench_regime_net
+	$(PY) -m experiments.bench_solvency
+	$(PY) -m experiments.margin_book mode=bench
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -52,6 +52,10 @@ FORECAST = ("train_end=2020-06-30 test_start=2020-07-01 test_end=2020-09-30 refi
 SWEEP_FORECAST = "python -m experiments.forecast -m model=ewma,garch,har,hmm,regime_net seed=0,1"
 SWEEP_BACKTEST = ("python -m experiments.backtest -m policy=reactive,predictive policy.buffer=0,0.25 compare=[] "
                   "hydra/launcher=joblib_local")
+TUNE = "python -m experiments.tune_policy -m"
+TUNE_TINY = ("book=tiny book.n_accounts=50 end=2019-03-31 liquidation.hourly_comparison=false "
+             "+models.regime_net.max_epochs=2 +models.regime_net_k.max_epochs=2")
+MARGIN_BOOK_GENERATE = "python -m experiments.margin_book mode=generate book_dir=book generate.n_accounts=100000"
 PROVE = "python -m experiments.prove account.path=my_account.csv context.venue=my-venue"
 
 COMMANDS: dict[str, Spec] = {
@@ -88,6 +92,23 @@ COMMANDS: dict[str, Spec] = {
                     "statement.json": "glob:outputs/prove/*/*/statement.json"}, before=(PROVE,)),
     "python -m experiments.reprice_chain": Spec("n_random_books=100", slow=True),
     "make bench": Spec(slow=True),
+    "python -m experiments.forecast model=regime_net horizon=5 assets=[BTC,ETH,BNB] holdout=BNB":
+        Spec(FORECAST + " model.max_epochs=2 model.n_ensemble=1", slow=True),
+    "python -m experiments.backtest policy=predictive_smooth liquidation.frequency=hourly":
+        Spec(BACKTEST + " compare=[] liquidation.hourly_comparison=false", slow=True),
+    TUNE: Spec(TUNE_TINY + " hydra.sweeper.n_trials=2 hydra.sweeper.n_jobs=1", slow=True),
+    "python -m experiments.tune_policy mode=pareto sweep_dir=multirun/tune_policy/<date>/<time>":
+        Spec(TUNE_TINY, files={"multirun/tune_policy/<date>/<time>": "glob:multirun/tune_policy/*/*"},
+             before=(TUNE,), slow=True),
+    "python -m experiments.tune_policy mode=test":
+        Spec(TUNE_TINY + " test.book.n_accounts=50 test.start=2020-10-01 test.end=2021-03-31", slow=True),
+    MARGIN_BOOK_GENERATE: Spec(),
+    "python -m experiments.margin_book book_dir=book": Spec(before=(MARGIN_BOOK_GENERATE,)),
+    "python -m experiments.solvency": Spec("input.book.n_accounts=4 ray.executor=local"),
+    "python -m experiments.verify_solvency PUBLIC.json --account INCLUSION.json":
+        Spec(files={"PUBLIC.json": "glob:outputs/solvency/*/*/public/PUBLIC.json",
+                    "INCLUSION.json": "glob:outputs/solvency/*/*/inclusion/*.json"},
+             before=("python -m experiments.solvency",)),
 }
 
 # `make bench` runs these (read from the Makefile); tiny settings per module
@@ -96,6 +117,8 @@ BENCH = {
     "experiments.bench_proofs": "repeats=1 account_repeats=1 batch_size=2 pyecc=false ipa_sizes=[64]",
     "experiments.bench_backtest": "--accounts 200 --start 2021-01-01 --end 2021-02-28",
     "experiments.bench_regime_net": "--horizons 1 --presets regime_net_fast",
+    "experiments.bench_solvency": "--accounts 8 --speedup-accounts 4 --inclusion-sample 2",
+    "experiments.margin_book": "mode=bench book_dir=bench_book generate.n_accounts=2000 bench.in_memory_accounts=2000",
 }
 
 
