@@ -141,7 +141,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
     timings = {"features_s": time.perf_counter() - t0}
 
     pcfgs = policy_configs(cfg)
-    needed = sorted({getattr(getattr(p, "inner", p), "model", None) for p in map(make_policy, pcfgs)} - {None})
+    needed = sorted({getattr(getattr(p, "inner", p), key, None) for p in map(make_policy, pcfgs)
+                     for key in ("model", "lookahead_model")} - {None})  # lookahead: predictive_smooth's foresight
     cache = _cache_path(cfg, needed, dates)
     if forecasts is None and cache is not None and cache.exists():
         forecasts = load_forecast_arrays(cache)

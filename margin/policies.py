@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -701,8 +702,8 @@ class SmoothPredictivePolicy(MarginPolicy):
     def _check(self, inputs: RiskInputs) -> None:
         if self.lookahead_weight < 0:
             raise PolicyError(f"lookahead_weight: must be >= 0, got {self.lookahead_weight!r}")
-        if self.lookahead_model is not None and int(self.lookahead_horizon) <= int(inputs.horizon):
-            raise PolicyError(f"lookahead_horizon: must be > horizon {inputs.horizon}, got {self.lookahead_horizon!r}")
+        if int(self.lookahead_horizon) < 1:
+            raise PolicyError(f"lookahead_horizon: must be >= 1, got {self.lookahead_horizon!r}")
         if not 0 <= self.coverage_floor <= 1:
             raise PolicyError(f"coverage_floor: must be in [0, 1], got {self.coverage_floor!r}")
         if self.addon < 0:
@@ -725,7 +726,13 @@ class SmoothPredictivePolicy(MarginPolicy):
             q_lo = calibrate_quantile(r, fc.q_lo, inputs.horizon, **kw)
             q_hi = calibrate_quantile(r, fc.q_hi, inputs.horizon, **kw)
             out = {"R_down": -np.expm1(q_lo), "R_up": np.expm1(q_hi)}
-            if self.lookahead_model is not None and self.lookahead_weight > 0:
+            foresight = self.lookahead_model is not None and self.lookahead_weight > 0
+            if foresight and int(self.lookahead_horizon) <= int(inputs.horizon):
+                # the h-day requirement already looks k days ahead: a k-day forecast adds nothing
+                warnings.warn(f"{self.name}: lookahead_horizon {self.lookahead_horizon} <= horizon {inputs.horizon}; "
+                              "running without foresight", stacklevel=2)
+                foresight = False
+            if foresight:
                 fk = _forecast(inputs, self.lookahead_model, self.name)
                 k = int(self.lookahead_horizon)
                 scale = np.sqrt(inputs.horizon / k)

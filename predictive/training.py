@@ -129,12 +129,20 @@ def train_models(cfg, features: Mapping[str, pd.DataFrame], names, *, progress: 
     models, secs = {}, {}
     for name in tqdm(list(names), desc="training models", disable=not show, leave=False):
         entry = dict(over.get(name) or {}) if isinstance(over.get(name), Mapping) else {}
+        # forecast_horizon: this entry forecasts k days ahead instead of the app's h (a policy's foresight, e.g.
+        # predictive_smooth's lookahead_model); the model is trained with a head for k as well
+        forecast_horizon = entry.pop("forecast_horizon", None)
         user = {k: v for k, v in entry.items() if k != "config"}
         mc = model_config(str(entry.get("config", name)), user)
+        mc.pop("forecast_horizon", None)
         mname = mc.pop("name")
         kw = model_kwargs(mname, mc, seed=seed, horizon=horizon, progress=show, user_keys=set(user))
+        if forecast_horizon is not None and "horizons" in kw:
+            kw["horizons"] = sorted(set(kw["horizons"]) | {int(forecast_horizon)})
         t0 = time.perf_counter()
         model = registry.make_model(mname, **kw)
+        if forecast_horizon is not None:
+            model.forecast_horizon = int(forecast_horizon)
         model.fit({a: f.loc[:train_end] for a, f in features.items()})
         secs[name] = time.perf_counter() - t0
         models[name] = model
@@ -144,7 +152,8 @@ def train_models(cfg, features: Mapping[str, pd.DataFrame], names, *, progress: 
 
 def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates: pd.DatetimeIndex,
                     horizon: int) -> dict:
-    """Run each fitted model through the whole history and align its forecasts on ``dates`` x assets.
+    """Run each fitted model through the whole history and align its forecasts on ``dates`` x assets, at
+    ``horizon`` days, or at the model's own ``forecast_horizon`` where ``train_models`` set one.
 
     Returns:
         model name -> :class:`margin.policies.ForecastArrays` with ``sigma`` (forecast std of the h-day log
@@ -156,7 +165,7 @@ def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates
     out = {}
     assets = list(features)
     for name, model in models.items():
-        fc = model.forecast(features, horizon)
+        fc = model.forecast(features, int(getattr(model, "forecast_horizon", None) or horizon))
         cols = {"sigma": [], "q_lo": [], "q_hi": [], "p_high": []}
         has_regimes = True
         for a in assets:

@@ -272,7 +272,7 @@ def targets(results: Mapping[str, dict]) -> dict:
         predictive policy name -> dict of figures and ``*_met`` flags; empty without a predictive and a reactive
         policy.
     """
-    pred = [k for k, v in results.items() if v.get("kind") == "predictive"]
+    pred = [k for k, v in results.items() if str(v.get("kind", "")).startswith("predictive")]  # incl. _smooth
     react = [k for k, v in results.items() if v.get("kind") == "reactive"]
     if not pred or not react:
         return {}

@@ -237,7 +237,13 @@ def test_smooth_policy_bad_parameters():
     inputs = _smooth_inputs(T=300)
     with pytest.raises(PolicyError, match="lookahead_horizon"):
         make_policy({"kind": "predictive_smooth", "model": "m", "lookahead_model": "m_k",
-                     "lookahead_horizon": 1})(inputs)
+                     "lookahead_horizon": 0})(inputs)
+    # k <= h: the h-day requirement already looks k days ahead; the policy runs without foresight, and says so
+    with pytest.warns(UserWarning, match="without foresight"):
+        with_k1 = make_policy({"kind": "predictive_smooth", "model": "m", "lookahead_model": "m_k",
+                               "lookahead_horizon": 1})(inputs)
+    without = make_policy({"kind": "predictive_smooth", "model": "m"})(inputs)
+    np.testing.assert_array_equal(with_k1.scan_range, without.scan_range)
     with pytest.raises(PolicyError, match="max_rise"):
         make_policy({"kind": "predictive_smooth", "model": "m", "max_rise": 0})(inputs)
     with pytest.raises(PolicyError, match="calib|level"):
