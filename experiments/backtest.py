@@ -39,7 +39,7 @@ SIDES = ("long", "short")
 
 def load_policy_config(name: str) -> dict:
     """``conf/policy/<name>.yaml`` with its ``defaults`` list merged in order (like Hydra, ``_self_`` last)."""
-    from margin.policies import PolicyError
+    from margin.simulation.policies import PolicyError
 
     path = CONF_DIR / "policy" / f"{name}.yaml"
     if not path.exists():
@@ -55,7 +55,7 @@ def load_policy_config(name: str) -> dict:
 
 def policy_configs(cfg: DictConfig) -> list[dict]:
     """The selected policy plus ``cfg.compare`` (names of ``conf/policy/<name>.yaml``), de-duplicated by label."""
-    from margin.policies import make_policy
+    from margin.simulation.policies import make_policy
 
     items = [OmegaConf.to_container(cfg.policy, resolve=True)]
     items += [load_policy_config(str(name)) for name in cfg.get("compare") or []]
@@ -123,8 +123,8 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         asset -> side -> count, ``avg_im_fraction``, ``max_increase_30d``, ``book``, ``stress``, ...), ``targets``,
         ``oracle_study``, ``hourly_vs_daily``, ``forecast_variability``, ``stress_windows``, ``timings``.
     """
-    from margin.book import OptionGrid, load_positions
-    from margin.policies import make_policy
+    from margin.simulation.book import OptionGrid, load_positions
+    from margin.simulation.policies import make_policy
     from margin.simulation import run_venue_backtest, write_outputs
 
     t_start = time.perf_counter()
@@ -164,7 +164,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         grid = OptionGrid(tuple(int(d) for d in syn.tenors), tuple(float(x) for x in syn.moneyness))
         book = load_positions(bk.positions_file, assets=assets, grid=grid)
     else:
-        from margin.book import synthetic_book
+        from margin.simulation.book import synthetic_book
 
         book = synthetic_book(int(bk.n_accounts), assets, seed=int(cfg.seed),
                               **OmegaConf.to_container(bk.synthetic, resolve=True))

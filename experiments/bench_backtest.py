@@ -24,7 +24,7 @@ from experiments.bench_report import Row, write_report
 def _run(book, P, sig, vol, scan, dtype, spd=1):
     import jax
 
-    from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate, simulate_blocks
+    from margin.simulation.liquidation import LiquidationParams, make_oracle, prepare_market, simulate, simulate_blocks
 
     params = LiquidationParams()
     args = (book, P, make_oracle(P), vol, sig, np.maximum(sig * np.sqrt(365 * spd) * 1.1, 0.2), scan, params)
@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
     import jax.numpy as jnp
     import pandas as pd
 
-    from margin.book import synthetic_book
+    from margin.simulation.book import synthetic_book
     from margin.simulation import ewma_sigma, hourly_schedule
     from predictive.data import load_ohlcv
     from predictive.intraday import load_hourly

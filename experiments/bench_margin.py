@@ -29,7 +29,7 @@ from scipy.special import ndtr as sp_ndtr
 
 import margin
 from experiments.bench_report import Row, write_report
-from margin.requirements import _portfolio_kernel
+from margin.rules.requirements import _portfolio_kernel
 
 
 def _best(fn, repeats: int) -> float:

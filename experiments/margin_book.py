@@ -5,7 +5,7 @@ synthetic book; ``python -m experiments.margin_book book_dir=/tmp/book`` margins
 missing), runs and compares with the in-memory kernel on the same accounts. Config ``conf/margin_book.yaml``.
 
 The book layout, the requirement (CME SPAN "Risk Arrays", Deribit "Portfolio Margin": IM = worst scenario loss,
-MM = ``mm_factor`` x IM, health = collateral / MM) and the fused per-part kernel are in :mod:`margin.book_margin`;
+MM = ``mm_factor`` x IM, health = collateral / MM) and the fused per-part kernel are in :mod:`margin.rules.book_margin`;
 this app is the Hydra wrapper: synthetic instruments (``experiments.bench_margin.realistic_block_book``), Ray from
 the config (``ray.address=...`` or ``RAY_ADDRESS``; ``backend=ray`` with no address starts a local Ray with
 ``ray.num_cpus``), the in-memory reference, and ``margin_book.json`` / ``.md`` (via :mod:`experiments.bench_report`)
@@ -26,15 +26,15 @@ from tqdm import tqdm
 
 import margin
 from experiments.bench_report import Row, write_report
-from margin import book_margin as bm
-from margin.book_margin import Histograms, list_parts, load_instruments, read_part  # noqa: F401 (re-exported)
+from margin.rules import book_margin as bm
+from margin.rules.book_margin import Histograms, list_parts, load_instruments, read_part  # noqa: F401 (re-exported)
 from margin.validation import MarginInputError
 
 
 def generate_book(book_dir, n_accounts: int, accounts_per_shard: int = 1_000_000, n_underlyings: int = 1,
                   instruments_per_underlying: int = 16, positions_per_account: float = 4.0,
                   collateral_multiple: float = 1.5, seed: int = 0, progress: bool = True) -> dict:
-    """A synthetic book (:func:`margin.book_margin.generate_book`) on ``realistic_block_book`` instruments: per
+    """A synthetic book (:func:`margin.rules.book_margin.generate_book`) on ``realistic_block_book`` instruments: per
     underlying 1 perpetual, 3 futures and options, scanned on the 16 CME SPAN scenarios."""
     from experiments.bench_margin import realistic_block_book
 
@@ -48,7 +48,7 @@ def generate_book(book_dir, n_accounts: int, accounts_per_shard: int = 1_000_000
 
 def run_book(book_dir, *, mm_factor=0.8, blocks="auto", backend="auto", ray_cfg=None, hist=None, dtype="float32",
              prefetch=True, readers=2, progress=True) -> dict:
-    """:func:`margin.book_margin.margin_book` with the ``ray`` block of the config."""
+    """:func:`margin.rules.book_margin.margin_book` with the ``ray`` block of the config."""
     ray_cfg = ray_cfg or OmegaConf.create({"address": None, "num_cpus": None})
     renv = ray_cfg.get("runtime_env")
     return bm.margin_book(book_dir, mm_factor=mm_factor, blocks=blocks, dtype=dtype, hist=hist, backend=backend,

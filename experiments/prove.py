@@ -90,10 +90,10 @@ class Account:
 
 
 def book_account(index: int, n_accounts: int = 100, seed: int = 0) -> pd.DataFrame:
-    """Account ``index`` of the backtest's synthetic book (``margin.book.synthetic_book``): its perpetual
+    """Account ``index`` of the backtest's synthetic book (``margin.simulation.book.synthetic_book``): its perpetual
     positions in coin at the last embedded daily close, its option legs (coin count at that close; strike =
     moneyness x close, expiry = the series tenor), and its equity (notional / leverage) as USDC collateral."""
-    from margin.book import synthetic_book
+    from margin.simulation.book import synthetic_book
     from predictive.data import load_ohlcv
 
     book = synthetic_book(max(n_accounts, index + 1), seed=seed)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 import margin
 from experiments._cli import hydra_app
 from experiments.bench_report import Row, write_report
-from margin.chain import chain_instruments, flag_greeks, load_deribit_chain, reprice_chain, repricing_summary
+from margin.valuation.chain import chain_instruments, flag_greeks, load_deribit_chain, reprice_chain, repricing_summary
 from margin.validation import MarginInputError
 
 

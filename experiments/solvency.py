@@ -53,10 +53,10 @@ def market_from_cfg(cfg: DictConfig) -> Market:
 
 
 def book_accounts(p, market: Market, n_accounts: int, seed: int) -> list:
-    """Accounts of ``margin.book.synthetic_book(n_accounts, seed)``: equity (notional / leverage, or the book's
+    """Accounts of ``margin.simulation.book.synthetic_book(n_accounts, seed)``: equity (notional / leverage, or the book's
     explicit collateral) as USDC; perpetual positions in coin at the market date's price. Option legs are left
     out (the SPAN grid here covers linear products only)."""
-    from margin.book import synthetic_book
+    from margin.simulation.book import synthetic_book
 
     if "USDC" not in p.assets:
         raise SolvencyInputError("market.assets must include USDC for the book input (equity is held as USDC)")

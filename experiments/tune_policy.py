@@ -5,7 +5,7 @@ Modes (``mode=...``):
 * ``trial`` (what a sweep runs): evaluate the selected policy (default ``conf/policy/predictive_smooth.yaml``)
   on the validation period with :func:`experiments.backtest.run_backtest` (same book, liquidation engine, bad
   debt), plus per-side coverage (longs judged against ``scan_down``, shorts against ``scan_up``,
-  :func:`margin.calibration.exceptions_per_side`; Kupiec POF and Christoffersen per asset x side). Returns the
+  :func:`margin.simulation.calibration.exceptions_per_side`; Kupiec POF and Christoffersen per asset x side). Returns the
   three objectives to MINIMISE: average IM fraction (mean over assets and sides), largest 30-day increase (max over
   asset x side), bad debt over the evaluation period (USD m). A configuration that fails Kupiec or Christoffersen
   (independence or conditional coverage) at 5% on any series gets every objective raised by a penalty, so it is
@@ -69,7 +69,7 @@ def forecasts_for(cfg: DictConfig) -> dict:
     default ``cfg.horizon``), on the common date index; cached on disk (file lock: one training per cache key)."""
     from experiments.backtest import forecast_arrays, train_models
     from experiments.data import load_features
-    from margin.policies import ForecastArrays
+    from margin.simulation.policies import ForecastArrays
 
     path = _cache_file(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,9 +117,9 @@ def per_side(cfg: DictConfig, forecasts: Mapping, policy_cfgs: list[dict]) -> di
     """
     from experiments.backtest import coverage_metrics
     from experiments.data import load_features
-    from margin.calibration import exceptions_per_side
-    from margin.policies import RiskInputs, make_policy
-    from margin.procyclicality import largest_increase, peak_to_trough
+    from margin.simulation.calibration import exceptions_per_side
+    from margin.simulation.policies import RiskInputs, make_policy
+    from margin.simulation.procyclicality import largest_increase, peak_to_trough
 
     assets = [str(a) for a in cfg.assets]
     features = load_features(cfg, with_prices=True)
@@ -330,7 +330,7 @@ def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
             f"# sweep {cfg.sweep_dir}; rule: Pareto front of (avg margin, largest 30-day increase, bad debt) among\n"
             "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then the most issue-10 targets\n"
             "# met against the best reactive policy, ties by the largest worst slack (experiments.tune_policy.choose).\n"
-            "# Design: margin/policies.py.\n"
+            "# Design: margin/simulation/policies.py.\n"
             "# Needs the k-day forecast `lookahead_model` (models.regime_net_k in conf/tune_policy.yaml): run it with\n"
             "# `python -m experiments.tune_policy mode=test`; from experiments.backtest use policy=predictive_smooth_nolook.\n")
     body = {k: v for k, v in policy.items() if k != "defaults"}

@@ -8,7 +8,7 @@ Used by ``experiments.backtest`` and ``experiments.run`` (the ``train`` step) an
   backtest's ``seed`` changes RegimeNet's initialisation and ``horizon=5`` trains 5-day heads;
 - :func:`forecast_arrays`: run each fitted model through the whole history (a forecast at t uses rows <= t) and
   align sigma, the 1% / 99% quantiles and the high-volatility regime probability on a date index as
-  :class:`margin.policies.ForecastArrays` ``(T, A)``.
+  :class:`margin.simulation.policies.ForecastArrays` ``(T, A)``.
 
 Example::
 
@@ -156,11 +156,11 @@ def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates
     ``horizon`` days, or at the model's own ``forecast_horizon`` where ``train_models`` set one.
 
     Returns:
-        model name -> :class:`margin.policies.ForecastArrays` with ``sigma`` (forecast std of the h-day log
+        model name -> :class:`margin.simulation.policies.ForecastArrays` with ``sigma`` (forecast std of the h-day log
         return), ``q_lo`` / ``q_hi`` (1% / 99% quantiles, log-return units) and ``p_high`` (probability of the
         highest-variance regime, regime models only), each ``(T, A)`` float64, NaN where the model has no forecast.
     """
-    from margin.policies import ForecastArrays
+    from margin.simulation.policies import ForecastArrays
 
     out = {}
     assets = list(features)
@@ -198,7 +198,7 @@ def save_forecast_arrays(path: str | Path, forecasts: Mapping) -> None:
 
 def load_forecast_arrays(path: str | Path) -> dict:
     """Inverse of :func:`save_forecast_arrays`."""
-    from margin.policies import ForecastArrays
+    from margin.simulation.policies import ForecastArrays
 
     z = np.load(path)
     names = sorted({k.split(".")[0] for k in z.files})

@@ -1,7 +1,7 @@
 """margin.simulation: the venue backtest as a library (issue 9 item 10).
 
-The simulation layer of ``margin``: account books (:mod:`margin.book`), margin policies (:mod:`margin.policies`),
-the liquidation simulator (:mod:`margin.liquidation`), procyclicality measures (:mod:`margin.procyclicality`) and,
+The simulation layer of ``margin``: account books (:mod:`margin.simulation.book`), margin policies (:mod:`margin.simulation.policies`),
+the liquidation simulator (:mod:`margin.simulation.liquidation`), procyclicality measures (:mod:`margin.simulation.procyclicality`) and,
 in this package, the backtest built from them:
 
 - :mod:`margin.simulation.coverage`: Kupiec POF, Christoffersen, Basel traffic light (also used by the forecast
@@ -18,7 +18,7 @@ covers the whole layer: :class:`Book`, :func:`synthetic_book`, :func:`load_posit
 :func:`largest_increase`, :func:`peak_to_trough` and the typed errors.
 
 ``margin`` imports neither ``predictive`` nor ``zkproofs``: forecasts come in as arrays
-(:class:`margin.policies.ForecastArrays`).
+(:class:`margin.simulation.policies.ForecastArrays`).
 
 Example::
 
@@ -32,11 +32,11 @@ Example::
     print(result.metrics["policies"]["static"]["exceptions"])   # {"BTC": {"long": .., "short": ..}, "ETH": ..}
     write_outputs(result, "outputs/notebook_backtest")           # metrics.json, report.md, plots
 """
-from margin.book import Book, BookError, OptionGrid, load_positions, synthetic_book
-from margin.liquidation import (LiquidationError, LiquidationParams, make_oracle, prepare_market, simulate,
+from margin.simulation.book import Book, BookError, OptionGrid, load_positions, synthetic_book
+from margin.simulation.liquidation import (LiquidationError, LiquidationParams, make_oracle, prepare_market, simulate,
                                 simulate_blocks)
-from margin.policies import ForecastArrays, PolicyError, PolicyOutput, RiskInputs, make_policy
-from margin.procyclicality import largest_increase, peak_to_trough, procyclicality_summary
+from margin.simulation.policies import ForecastArrays, PolicyError, PolicyOutput, RiskInputs, make_policy
+from margin.simulation.procyclicality import largest_increase, peak_to_trough, procyclicality_summary
 from margin.simulation.coverage import (ChristoffersenResult, KupiecResult, christoffersen, coverage_metrics,
                                         kupiec_acceptance_band, kupiec_pof, traffic_light, traffic_light_zone,
                                         worst_zone)

@@ -1,11 +1,11 @@
 """Venue backtest of margin policies on a price history: the library behind ``experiments/backtest.py``.
 
 :func:`run_venue_backtest` takes daily closes (and optionally volumes and hourly closes), the policies and the
-models' forecasts as arrays (:class:`margin.policies.ForecastArrays`; ``margin`` never trains a model), and:
+models' forecasts as arrays (:class:`margin.simulation.policies.ForecastArrays`; ``margin`` never trains a model), and:
 
 1. maps each policy to its scan ranges per day and asset (per side when the policy sets ``scan_down`` /
    ``scan_up``);
-2. runs the liquidation simulator (:mod:`margin.liquidation`) on an account book opened at the first simulated
+2. runs the liquidation simulator (:mod:`margin.simulation.liquidation`) on an account book opened at the first simulated
    day: daily steps, or hourly steps on hourly bars with margin set daily (``frequency="hourly"``,
    :mod:`margin.simulation.intraday`);
 3. evaluates over ``eval_start .. end`` (:mod:`margin.simulation.evaluation`): exceptions per asset and side with
@@ -37,9 +37,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from margin.book import Book, synthetic_book
-from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate, simulate_blocks
-from margin.policies import MarginPolicy, RiskInputs, make_policy
+from margin.simulation.book import Book, synthetic_book
+from margin.simulation.liquidation import LiquidationParams, make_oracle, prepare_market, simulate, simulate_blocks
+from margin.simulation.policies import MarginPolicy, RiskInputs, make_policy
 from margin.simulation.evaluation import (BacktestInputError, forecast_variability, h_day_losses, policy_metrics,
                                           select_stress_windows, side_scans, targets)
 from margin.simulation.intraday import HOURS_PER_DAY, daily_ledger, hourly_schedule
@@ -197,21 +197,21 @@ def run_venue_backtest(close: pd.DataFrame, policies: Sequence, forecasts: Mappi
         close: daily closes, USD, DataFrame indexed by day (DatetimeIndex), one column per asset; rows with a NaN in
             any asset are dropped. The full history (policies with look-back windows and the forecasts use it).
         policies: policy configs (mappings as ``conf/policy/*.yaml``, with ``kind``),
-            :class:`margin.policies.MarginPolicy` objects, or any callable ``inputs -> PolicyOutput``-like object
+            :class:`margin.simulation.policies.MarginPolicy` objects, or any callable ``inputs -> PolicyOutput``-like object
             (``scan_range``, ``mm_factor``, ``name`` and optionally per-side ``scan_down`` / ``scan_up``).
-        forecasts: model name -> :class:`margin.policies.ForecastArrays` ``(T, A)`` aligned on ``close``'s rows
+        forecasts: model name -> :class:`margin.simulation.policies.ForecastArrays` ``(T, A)`` aligned on ``close``'s rows
             (after dropping rows with a NaN), either all of them or those up to ``end``.
         volume: daily traded volume, USD, same shape as ``close`` (None: no market impact).
         hourly_close: hourly closes, USD, indexed by bar open time (UTC), one column per asset; needed for
             ``frequency="hourly"`` and the daily-vs-hourly comparison.
-        book: a :class:`margin.book.Book` or the number of accounts of a synthetic book (seeded by ``seed``).
+        book: a :class:`margin.simulation.book.Book` or the number of accounts of a synthetic book (seeded by ``seed``).
         horizon: h in days: an exception is an h-day loss above the IM fraction (h-day losses by calendar date).
         coverage: target coverage of the margin (0.99).
         start: first day of the book (default: the first day of the data); the book opens at the first day
             ``>= start`` on which every policy has a finite margin (recorded as ``config.book_start``).
         eval_start, end: evaluation period (default: the book's start .. the last day).
         train_end: last training day of the models (labels the stress windows in/out of sample; None: n/a).
-        liquidation: :class:`margin.liquidation.LiquidationParams` or a mapping of its fields.
+        liquidation: :class:`margin.simulation.liquidation.LiquidationParams` or a mapping of its fields.
         market: :class:`MarketSettings` or mapping. oracle: ``{"kind": "spot"}`` etc. (:func:`make_oracle`).
         stress_windows: name -> (start, end); default :data:`DEFAULT_STRESS_WINDOWS`; only those inside the data
             are evaluated.
@@ -228,7 +228,7 @@ def run_venue_backtest(close: pd.DataFrame, policies: Sequence, forecasts: Mappi
 
     Raises:
         BacktestInputError: bad dates, shapes, frequency, or a policy without margin inside the period.
-        margin.policies.PolicyError, margin.liquidation.LiquidationError, margin.book.BookError: from the parts.
+        margin.simulation.policies.PolicyError, margin.simulation.liquidation.LiquidationError, margin.simulation.book.BookError: from the parts.
     """
     import jax.numpy as jnp
     from tqdm.auto import tqdm

@@ -12,7 +12,7 @@ Definitions (one vocabulary for every report of this project):
 - **Coverage tests**: Kupiec (1995) POF, Christoffersen (1998) independence and conditional coverage, Basel (1996)
   traffic light per 250 days (:mod:`margin.simulation.coverage`).
 - **Procyclicality**: peak-to-trough ratio and largest 1/5/30-day relative increase of the IM fraction (Murphy,
-  Vasios & Vause 2014; EMIR RTS 153/2013 Art. 28), :mod:`margin.procyclicality`.
+  Vasios & Vause 2014; EMIR RTS 153/2013 Art. 28), :mod:`margin.simulation.procyclicality`.
 - **Cost**: average IM as % of notional of the fixed positions (``avg_im_fraction``, a fraction: 0.08 = 8%).
 
 All arrays are ``(T, A)`` float64 over days x assets unless stated otherwise; money in USD.
@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from margin.liquidation import LiquidationError
-from margin.procyclicality import largest_increase, peak_to_trough
+from margin.simulation.liquidation import LiquidationError
+from margin.simulation.procyclicality import largest_increase, peak_to_trough
 from margin.simulation.coverage import coverage_metrics
 
 __all__ = [
@@ -158,7 +158,7 @@ def policy_metrics(name: str, scans: tuple[np.ndarray, np.ndarray, np.ndarray], 
     Args:
         name: policy label.
         scans: (scan_range, scan_down, scan_up), each ``(T, A)`` over the simulated days.
-        ledger: the simulator's :class:`margin.liquidation.Ledger` fields as float64 arrays (leading axis T).
+        ledger: the simulator's :class:`margin.simulation.liquidation.Ledger` fields as float64 arrays (leading axis T).
         losses: :func:`h_day_losses` restricted to the simulated days.
         dates: ``(T,)`` simulated days.
         eval_mask: ``(T,)`` bool, the evaluation period.

@@ -13,7 +13,7 @@ Conventions:
   other 23 bars use the previous day's margin. Days missing from the daily data carry the last margin forward.
 - the impact law keeps its daily calibration: per hour the volatility is ``sigma_daily / sqrt(24)`` and the
   volume ``ADV / 24``, so the coefficient on ``sqrt(V)`` is the same as in the daily simulation;
-- option series roll every ``tenor x 24`` hours (:func:`margin.liquidation.prepare_market` ``steps_per_day``),
+- option series roll every ``tenor x 24`` hours (:func:`margin.simulation.liquidation.prepare_market` ``steps_per_day``),
   IV and the option grid follow the daily proxy of the day in force; ``reentry_days`` is scaled to hours.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ _FLOWS = ("bad_debt_step", "n_liquidations", "liq_volume", "n_adl")
 
 def daily_ledger(ledger: dict[str, np.ndarray], hours: pd.DatetimeIndex, days: pd.DatetimeIndex
                  ) -> dict[str, np.ndarray]:
-    """Aggregate an hourly :class:`margin.liquidation.Ledger` (as a dict of arrays) to the calendar days of
+    """Aggregate an hourly :class:`margin.simulation.liquidation.Ledger` (as a dict of arrays) to the calendar days of
     ``days``: flows (bad debt, liquidations, liquidation volume, ADL count) are summed over the day's bars (by open
     time); stocks (balances, fund, cumulative bad debt, IM, notional, ...) take the day's last bar. Days without
     bars carry the previous day's stocks and zero flows.

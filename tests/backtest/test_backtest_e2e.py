@@ -88,7 +88,7 @@ def test_launcher_configs():
 def test_bad_liquidation_block_refused_before_any_work(override, match):
     import time
 
-    from margin.liquidation import LiquidationError
+    from margin.simulation.liquidation import LiquidationError
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="backtest", overrides=[override])

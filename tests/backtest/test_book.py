@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from margin.book import CHAIN_PATH, BookError, OptionGrid, chain_weights, load_positions, synthetic_book
+from margin.simulation.book import CHAIN_PATH, BookError, OptionGrid, chain_weights, load_positions, synthetic_book
 
 
 def test_synthetic_seeded_and_shaped():

@@ -1,11 +1,11 @@
-"""Conformal per-side recalibration (margin.calibration) on synthetic data with known quantiles."""
+"""Conformal per-side recalibration (margin.simulation.calibration) on synthetic data with known quantiles."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from margin.calibration import CalibrationError, calibrate_quantile, conformal_scale, forward_returns
+from margin.simulation.calibration import CalibrationError, calibrate_quantile, conformal_scale, forward_returns
 
 
 def _student(T=12000, nu=4, seed=0):

@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from margin.book import Book, OptionGrid, synthetic_book
-from margin.liquidation import LiquidationParams, make_oracle, prepare_market, simulate
+from margin.simulation.book import Book, OptionGrid, synthetic_book
+from margin.simulation.liquidation import LiquidationParams, make_oracle, prepare_market, simulate
 from predictive.data import load_ohlcv
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from margin.policies import (AntiProcyclical, ForecastArrays, PolicyError, PredictivePolicy, ReactivePolicy,
+from margin.simulation.policies import (AntiProcyclical, ForecastArrays, PolicyError, PredictivePolicy, ReactivePolicy,
                              RiskInputs, StaticPolicy, buffer_release, cap_daily_increase, historical_move_quantile,
                              make_policy, stressed_move_quantile)
 
@@ -120,7 +120,7 @@ def test_bad_parameters():
 # ------------------------------------------------------------------ per-side output, smooth policy, default tiers
 
 def _loop_speed(target, floor, rise, release):
-    """Plain-loop reference of margin.policies.speed_limited_path."""
+    """Plain-loop reference of margin.simulation.policies.speed_limited_path."""
     out = np.full_like(target, np.nan)
     for a in range(target.shape[1]):
         prev = None
@@ -138,7 +138,7 @@ def _loop_speed(target, floor, rise, release):
 
 
 def test_speed_limited_path_matches_loop(base):
-    from margin.policies import speed_limited_path
+    from margin.simulation.policies import speed_limited_path
 
     floor = 0.9 * base
     floor[10:14, 0] = np.nan
@@ -151,7 +151,7 @@ def test_speed_limited_path_matches_loop(base):
 
 
 def test_speed_limited_path_rises_early_and_releases_slowly():
-    from margin.policies import speed_limited_path
+    from margin.simulation.policies import speed_limited_path
 
     target = np.full((40, 1), 0.05)
     target[20:25] = 0.10                                         # a stress episode that doubles the requirement
@@ -165,7 +165,7 @@ def test_speed_limited_path_rises_early_and_releases_slowly():
 
 
 def test_policy_output_contract():
-    from margin.policies import PolicyOutput
+    from margin.simulation.policies import PolicyOutput
 
     d = np.array([[0.1, 0.2]])
     u = np.array([[0.3, 0.1]])
@@ -209,7 +209,7 @@ def _smooth_inputs(T=900, seed=2):
 
 
 def test_smooth_policy_lookahead_makes_speed_limit_affordable():
-    from margin.procyclicality import largest_increase
+    from margin.simulation.procyclicality import largest_increase
 
     inputs = _smooth_inputs()
     common = dict(kind="predictive_smooth", model="m", max_rise=0.08, max_release=0.03, calib_window=None,
@@ -251,7 +251,7 @@ def test_smooth_policy_bad_parameters():
 
 
 def test_static_default_tier_for_unknown_asset():
-    from margin.policies import missing_asset_values
+    from margin.simulation.policies import missing_asset_values
 
     inputs, _ = _inputs()
     inputs = RiskInputs(inputs.dates, ("BTC", "SOL"), inputs.log_returns, 1, inputs.forecasts)

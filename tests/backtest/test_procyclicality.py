@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from margin.procyclicality import largest_increase, peak_to_trough, procyclicality_summary
+from margin.simulation.procyclicality import largest_increase, peak_to_trough, procyclicality_summary
 
 
 def test_against_loop():

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import margin.simulation as ms
-from margin.book import Book, OptionGrid
-from margin.liquidation import SPAN_GRID, make_oracle, prepare_market, simulate
+from margin.simulation.book import Book, OptionGrid
+from margin.simulation.liquidation import SPAN_GRID, make_oracle, prepare_market, simulate
 from margin.simulation import (BacktestInputError, daily_ledger, forecast_variability, h_day_losses,
                                hourly_schedule, render_report, run_venue_backtest)
 
@@ -53,7 +53,7 @@ def test_per_side_grid_moves():
     expect = np.where(mult > 0, mult * 0.03, mult * 0.10) * cover
     np.testing.assert_allclose(np.asarray(m.perp_move)[0, 0], expect)
     # IM of a long = its down move, of a short = its up move (worst grid scenario: 1 x scan range)
-    from margin.liquidation import _requirements
+    from margin.simulation.liquidation import _requirements
 
     S = len(SPAN_GRID)
     for q, want in ((100 / 100.0, 100 * 0.10), (-100 / 100.0, 100 * 0.03)):
@@ -197,8 +197,8 @@ def test_bad_input_is_typed():
 
 @pytest.mark.slow
 def test_block_wise_market_equals_one_pass():
-    from margin.book import synthetic_book
-    from margin.liquidation import simulate_blocks
+    from margin.simulation.book import synthetic_book
+    from margin.simulation.liquidation import simulate_blocks
 
     rng = np.random.default_rng(5)
     T = 28
@@ -215,7 +215,7 @@ def test_block_wise_market_equals_one_pass():
 
 
 def test_forecasts_on_the_full_index_or_up_to_end_agree():
-    from margin.policies import ForecastArrays
+    from margin.simulation.policies import ForecastArrays
 
     close = _prices(n=400)
     rng = np.random.default_rng(2)

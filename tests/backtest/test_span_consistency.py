@@ -1,10 +1,10 @@
 """The simulator's per-day option/perpetual scenario P&L equals margin.span_scenarios on the same instruments."""
 import numpy as np
 
-from margin.book import OptionGrid
-from margin.instruments import Instruments
-from margin.liquidation import SPAN_GRID, _series_strikes, option_scenario_pnl
-from margin.span import span_scenarios
+from margin.simulation.book import OptionGrid
+from margin.valuation.instruments import Instruments
+from margin.simulation.liquidation import SPAN_GRID, _series_strikes, option_scenario_pnl
+from margin.rules.span import span_scenarios
 
 
 def test_option_grid_pnl_matches_span_scenarios():

@@ -35,7 +35,7 @@ def test_har_gets_the_app_horizon():
 
 
 def test_margin_imports_neither_predictive_nor_zkproofs():
-    code = ("import sys, margin, margin.simulation, margin.liquidation, margin.book;"
+    code = ("import sys, margin, margin.simulation, margin.simulation.liquidation, margin.simulation.book;"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('predictive', 'zkproofs')];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -51,7 +51,7 @@ def test_predictive_coverage_is_a_reexport():
 def test_forecast_arrays_round_trip(tmp_path):
     import numpy as np
 
-    from margin.policies import ForecastArrays
+    from margin.simulation.policies import ForecastArrays
     from predictive.training import load_forecast_arrays, save_forecast_arrays
 
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import margin.chain as ch
+import margin.valuation.chain as ch
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy.stats import norm
 
-from margin import collateral as col
-from margin.venues import aave
-from margin.venues._validate import VenueInputError
+from margin.rules import collateral as col
+from margin.rules.venues import aave
+from margin.rules.venues._validate import VenueInputError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "margin"
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 
 import margin
-from margin.deribit import vol_shock
+from margin.rules.deribit import vol_shock
 
 
 def _params(repo_root, name):

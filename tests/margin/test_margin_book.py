@@ -1,4 +1,4 @@
-"""margin.book_margin / experiments.margin_book: a book in Parquet parts, margined part by part by the fused kernel,
+"""margin.rules.book_margin / experiments.margin_book: a book in Parquet parts, margined part by part by the fused kernel,
 equals the in-memory dense kernel (margin.portfolio_margin) account by account."""
 import json
 
@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 import margin
 from experiments import margin_book as mb
-from margin import book_margin as bm
+from margin.rules import book_margin as bm
 
 
 @pytest.fixture(scope="module")

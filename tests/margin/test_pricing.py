@@ -8,7 +8,7 @@ import pytest
 import QuantLib as ql
 
 import margin
-from margin.pricing import _price_core
+from margin.valuation.pricing import _price_core
 
 
 @pytest.fixture(scope="module")

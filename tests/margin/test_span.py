@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 
 import margin
-from margin.span import SPAN_PRICE_FRACTIONS
+from margin.rules.span import SPAN_PRICE_FRACTIONS
 
 
 @pytest.fixture(scope="module")

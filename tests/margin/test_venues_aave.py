@@ -13,8 +13,8 @@ from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from margin.venues import aave
-from margin.venues.aave import (
+from margin.rules.venues import aave
+from margin.rules.venues.aave import (
     UINT256_MAX,
     WAD,
     AaveReserve,
@@ -29,7 +29,7 @@ from margin.venues.aave import (
     user_account_data,
     wad_div,
 )
-from margin.venues._validate import VenueInputError
+from margin.rules.venues._validate import VenueInputError
 
 USD = 10**8  # base currency: USD with 8 decimals
 ETH = 10**18

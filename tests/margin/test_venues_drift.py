@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from margin.venues import drift as d
-from margin.venues._validate import VenueInputError
-from margin.venues.drift import PerpMarket, PerpPosition, SpotMarket, SpotPosition, User, margin_calculation
+from margin.rules.venues import drift as d
+from margin.rules.venues._validate import VenueInputError
+from margin.rules.venues.drift import PerpMarket, PerpPosition, SpotMarket, SpotPosition, User, margin_calculation
 
 P6 = d.PRICE_PRECISION
 W = d.SPOT_WEIGHT_PRECISION

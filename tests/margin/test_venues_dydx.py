@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from margin.venues import dydx
-from margin.venues.dydx import (
+from margin.rules.venues import dydx
+from margin.rules.venues.dydx import (
     LiquidityTier,
     Risk,
     account_risk,
@@ -23,7 +23,7 @@ from margin.venues.dydx import (
     maintenance_margin_ppm,
     position_margin_requirements,
 )
-from margin.venues._validate import VenueInputError
+from margin.rules.venues._validate import VenueInputError
 
 M = 1_000_000
 USD = 1_000_000  # quote quantums per USDC

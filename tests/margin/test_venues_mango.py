@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from margin.venues import mango as m
-from margin.venues._validate import VenueInputError
+from margin.rules.venues import mango as m
+from margin.rules.venues._validate import VenueInputError
 
 F = m.from_num
 TOL = 0.001  # cache.rs health_eq

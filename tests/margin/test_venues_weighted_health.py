@@ -11,9 +11,9 @@ from hypothesis import given, settings, strategies as st
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from margin.venues import weighted_health as wh
-from margin.venues._validate import VenueInputError
-from margin.venues.weighted_health import TokenWeights, health, health_reference
+from margin.rules.venues import weighted_health as wh
+from margin.rules.venues._validate import VenueInputError
+from margin.rules.venues.weighted_health import TokenWeights, health, health_reference
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "margin"
 
@@ -312,7 +312,7 @@ def test_order_cash_kept_per_market():
     """Two markets, a bid in one and an ask in the other: each market's cash leg counts on its own
     side of the balance sheet (Drift ``worst_case_orders_value`` per spot market), so assets and
     liabilities equal the exact Drift calculation of the same account."""
-    from margin.venues import drift as d
+    from margin.rules.venues import drift as d
     w = TokenWeights(np.array([1.0, 0.8, 0.8]), np.array([1.0, 0.9, 0.9]), np.array([1.0, 1.2, 1.2]),
                      np.array([1.0, 1.1, 1.1]), np.full(3, INF), np.full(3, INF), np.zeros(3))
     r = health(np.array([[1000.0, 0.0, 0.0]]), np.array([1.0, 100.0, 50.0]), w, dtype=jnp.float64,
@@ -385,9 +385,9 @@ def test_perp_bad_input_raises_before_kernel(kwargs, match, monkeypatch):
 def test_drift_model_matches_exact_drift_module(htype):
     """Random cross-margin accounts (USDC, two spot tokens with orders and open-order counts, two perps
     with orders, user margin ratio up to 2x) through the float kernel (``perp_model="drift"``, float64)
-    and the exact integer replica :func:`margin.venues.drift.margin_calculation`: total collateral and
+    and the exact integer replica :func:`margin.rules.venues.drift.margin_calculation`: total collateral and
     margin requirement agree to integer-rounding level (1e-4 USD)."""
-    from margin.venues import drift as d
+    from margin.rules.venues import drift as d
     rng = np.random.default_rng(11)
     prices = [1.0, 100.0, 25.0]
     spot = [d.SpotMarket(0, 6, 10**6, initial_asset_weight=10000, maintenance_asset_weight=10000,
@@ -446,8 +446,8 @@ def test_drift_model_matches_exact_drift_module(htype):
 def test_mango_model_matches_exact_mango_module(htype):
     """Random accounts (three tokens, two Serum3 markets with reserved funds, two perps with orders
     settling in token 0) through the float kernel (``perp_model="mango"``, float64) and the exact
-    I80F48 replica :mod:`margin.venues.mango`: health agrees to 1e-6 relative."""
-    from margin.venues import mango as mg
+    I80F48 replica :mod:`margin.rules.venues.mango`: health agrees to 1e-6 relative."""
+    from margin.rules.venues import mango as mg
     rng = np.random.default_rng(5)
     prices = np.array([1.0, 5.0, 40.0])
     wts = [(0.2, 0.1), (0.4, 0.2), (0.5, 0.3)]  # (init, maint) offsets from 1

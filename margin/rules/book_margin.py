@@ -37,7 +37,7 @@ threads while the current one is margined (memory: about 1 + ``readers`` parts),
 
 Example (a notebook)::
 
-    from margin import book_margin as bm
+    from margin.rules import book_margin as bm
     res = bm.margin_book("/tmp/book")            # a book written by bm.generate_book or a venue export
     res["sum_im"], res["n_below_mm"], res["hist_health"]
 """
@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from margin.requirements import detect_block_layout
+from margin.rules.requirements import detect_block_layout
 from margin.validation import MarginInputError
 
 POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32()), ("quantity", pa.float32())])
@@ -509,7 +509,7 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
     Args:
         mm_factor: MM = mm_factor x IM (Deribit).
         blocks: ``"auto"`` (per-block products when the P&L matrix is block-diagonal), ``"dense"`` or a
-            :class:`~margin.requirements.BlockLayout`.
+            :class:`~margin.rules.requirements.BlockLayout`.
         dtype: kernel dtype of quantities and P&L (``float32`` default; sums are float64).
         hist: :class:`Histograms` keyword arguments.
         backend: ``"local"`` (this process; with ``prefetch`` the next ``readers`` parts are read on as many

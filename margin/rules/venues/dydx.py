@@ -54,7 +54,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
-from margin.venues._validate import (  # noqa: E402
+from margin.rules.venues._validate import (  # noqa: E402
     VenueInputError,
     as_float_array,
     as_int_array,

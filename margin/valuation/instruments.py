@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from margin.pricing import _price_core
+from margin.valuation.pricing import _price_core
 from margin.validation import MarginInputError, check_finite, check_positive
 
 __all__ = ["Kind", "Settlement", "Instruments", "unit_value"]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import NamedTuple, Optional, Sequence
 
-from margin.venues._validate import VenueInputError
+from margin.rules.venues._validate import VenueInputError
 
 __all__ = [
     "FRAC_BITS", "ONE", "from_num", "to_f64", "mul", "div", "Bank", "Serum3Orders", "PerpMarket",

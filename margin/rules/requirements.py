@@ -159,7 +159,7 @@ def portfolio_margin(positions, pnl, addons=None, *, chunk_size=None, dtype=jnp.
 
     Args:
         positions: ``(N, I)`` signed positions in units of each instrument (NumPy or JAX array).
-        pnl: ``(I, S)`` per-unit scenario P&L (or a :class:`~margin.scenarios.ScenarioSet`), settlement unit.
+        pnl: ``(I, S)`` per-unit scenario P&L (or a :class:`~margin.valuation.scenarios.ScenarioSet`), settlement unit.
         addons: ``(N,)`` or scalar non-negative add-ons in the same unit (e.g. short-option minimum, roll and
             delta shocks), default 0.
         chunk_size: accounts per kernel call (default: automatic, at most ``MAX_CHUNK_ELEMENTS / S``); bounds
@@ -285,7 +285,7 @@ def detect_block_layout(pnl, atol: float = 0.0) -> BlockLayout:
     All-zero rows and columns belong to no block (they cannot change the worst loss).
 
     Args:
-        pnl: ``(I, S)`` per-unit P&L or a :class:`~margin.scenarios.ScenarioSet`.
+        pnl: ``(I, S)`` per-unit P&L or a :class:`~margin.valuation.scenarios.ScenarioSet`.
 
     Returns:
         :class:`BlockLayout` (one block when the matrix is dense).

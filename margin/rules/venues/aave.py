@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from margin.venues._validate import VenueInputError, check_int
+from margin.rules.venues._validate import VenueInputError, check_int
 
 __all__ = [
     "WAD",

@@ -26,7 +26,7 @@ import pandas as pd
 
 __all__ = ["Book", "BookError", "OptionGrid", "chain_weights", "load_positions", "synthetic_book"]
 
-CHAIN_PATH = Path(__file__).resolve().parent / "data" / "DERIBIT_BTC_options_2020-05-14.csv"
+CHAIN_PATH = Path(__file__).resolve().parents[1] / "data" / "DERIBIT_BTC_options_2020-05-14.csv"
 
 
 class BookError(ValueError):

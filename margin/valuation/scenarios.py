@@ -1,12 +1,12 @@
 """Scenario sets: per-unit P&L matrices L (instruments x scenarios).
 
 A portfolio's scenario P&L is ``positions @ L`` (``(N, I) @ (I, S) -> (N, S)``) and its scenario-based margin is
-the worst loss, ``max(0, max_s -(positions @ L)[:, s])`` (see :mod:`margin.requirements`). Every generator here
+the worst loss, ``max(0, max_s -(positions @ L)[:, s])`` (see :mod:`margin.rules.requirements`). Every generator here
 returns a :class:`ScenarioSet`:
 
 - :func:`scenario_pnl` - the generic engine: revalue each instrument at given forward moves and vols.
-- :func:`span_scenarios` - CME SPAN's 16 risk-array scenarios (:mod:`margin.span`).
-- :func:`deribit_scenarios` - Deribit portfolio-margin grid + extended table (:mod:`margin.deribit`).
+- :func:`span_scenarios` - CME SPAN's 16 risk-array scenarios (:mod:`margin.rules.span`).
+- :func:`deribit_scenarios` - Deribit portfolio-margin grid + extended table (:mod:`margin.rules.deribit`).
 - :func:`historical_scenarios` / :func:`filtered_historical_scenarios` - moves from a log-return history
   (filtered historical simulation, Barone-Adesi, Giannopoulos & Vosper 1999, with an EWMA(0.94) filter,
   RiskMetrics 1996).
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from margin.instruments import Instruments, unit_value
+from margin.valuation.instruments import Instruments, unit_value
 from margin.validation import (
     MarginInputError,
     check_finite,

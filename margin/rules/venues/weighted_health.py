@@ -59,7 +59,7 @@ Rule variants (each optional, per token):
     (Drift's total collateral, which can be negative) and the requirement to liabilities.
 
 Computed in floating point (the venues use fixed point; the exact integer replicas are
-:mod:`margin.venues.drift` and :mod:`margin.venues.mango`, against which this kernel is tested).
+:mod:`margin.rules.venues.drift` and :mod:`margin.rules.venues.mango`, against which this kernel is tested).
 Prices used are single oracle prices (Mango's stable-price / Drift's TWAP "strict" prices are not
 modelled here; the exact modules have them).
 """
@@ -75,7 +75,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)  # shared project decision; float64 option below
 import jax.numpy as jnp  # noqa: E402
 
-from margin.venues._validate import (  # noqa: E402
+from margin.rules.venues._validate import (  # noqa: E402
     VenueInputError,
     as_float_array,
     check_range,

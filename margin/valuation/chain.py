@@ -10,7 +10,7 @@ Source: Deribit API ``public/get_book_summary_by_currency`` / ``ticker`` field d
 The embedded data is from the schepal/deribit_data_collector sample (see ``/work/shared/data/SOURCES.md``).
 
 A chain file needs the columns :data:`REQUIRED_COLUMNS`; ``mark_iv`` may be absent or empty, and is then backed
-out of ``mark_price`` (:func:`margin.pricing.implied_vol`, float64); ``index_price`` defaults to
+out of ``mark_price`` (:func:`margin.valuation.pricing.implied_vol`, float64); ``index_price`` defaults to
 ``underlying_price``; the published Greeks (``delta``, ``gamma``, ``vega``, ``theta``) are optional and are only
 compared (:func:`flag_greeks`), never asserted on.
 """
@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from margin.instruments import Instruments
-from margin.pricing import black76_greeks, implied_vol
+from margin.valuation.instruments import Instruments
+from margin.valuation.pricing import black76_greeks, implied_vol
 from margin.validation import MarginInputError
 
 __all__ = ["load_deribit_chain", "reprice_chain", "repricing_summary", "chain_instruments", "flag_greeks",

@@ -34,7 +34,7 @@ Sources (protocol-v2, ``programs/drift/src/``): ``math/margin.rs``
 (``MarginCalculation``, margin buffer); ``state/oracle.rs`` (``StrictOraclePrice``).
 
 Also modelled: isolated perp positions (``MarginTypeConfig``), high-leverage mode margin ratios, pool
-ids. Not modelled (documented interpretations in ``margin/venues/README.md``): the
+ids. Not modelled (documented interpretations in ``margin/rules/venues/README.md``): the
 ``unrealized_pnl_max_imbalance`` AMM pnl-pool scaling, LP shares, fuel, and oracle *validity* (given
 per market as ``oracle_valid`` instead of derived from oracle confidence / staleness).
 """
@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Optional, Sequence
 
-from margin.venues._validate import VenueInputError, check_int
+from margin.rules.venues._validate import VenueInputError, check_int
 
 __all__ = [
     "PRICE_PRECISION", "QUOTE_PRECISION", "BASE_PRECISION", "MARGIN_PRECISION", "SPOT_WEIGHT_PRECISION",
@@ -495,7 +495,7 @@ class MarginCalculation(NamedTuple):
     @property
     def health_ratio(self) -> float:
         """``100 (TC - MR) / MR`` in percent (``+inf`` when ``MR == 0``); the same definition as
-        :func:`margin.venues.weighted_health.health` (not a venue quantity)."""
+        :func:`margin.rules.venues.weighted_health.health` (not a venue quantity)."""
         if self.margin_requirement == 0:
             return math.inf
         return 100.0 * (self.total_collateral - self.margin_requirement) / self.margin_requirement

@@ -1,14 +1,14 @@
 """Venue rule sets: dYdX v4, Aave v3, Drift v2, Mango v4 and the weighted-health (Mango v4 / Drift
 style) batched engine.
 
-Public API of ``margin.venues``; implementation in the modules ``dydx``, ``aave``, ``drift`` (exact
+Public API of ``margin.rules.venues``; implementation in the modules ``dydx``, ``aave``, ``drift`` (exact
 integers), ``mango`` (exact I80F48) and ``weighted_health`` (batched JAX float kernel). The Drift and
 Mango names are reached through their modules (``venues.drift.margin_calculation``,
-``venues.mango.new_health_cache``). See ``margin/venues/README.md`` for each rule set and its source.
+``venues.mango.new_health_cache``). See ``margin/rules/venues/README.md`` for each rule set and its source.
 """
-from margin.venues import aave, drift, dydx, mango, weighted_health
-from margin.venues._validate import VenueInputError
-from margin.venues.aave import (
+from margin.rules.venues import aave, drift, dydx, mango, weighted_health
+from margin.rules.venues._validate import VenueInputError
+from margin.rules.venues.aave import (
     AaveReserve,
     AccountData,
     LiquidationReverted,
@@ -24,7 +24,7 @@ from margin.venues.aave import (
     wad_div,
     wad_mul,
 )
-from margin.venues.dydx import (
+from margin.rules.venues.dydx import (
     BatchedRisk,
     LiquidityTier,
     Risk,
@@ -40,7 +40,7 @@ from margin.venues.dydx import (
     position_margin_requirements,
     tiers_from_config,
 )
-from margin.venues.weighted_health import (
+from margin.rules.venues.weighted_health import (
     HealthResult,
     PerpWeights,
     TokenWeights,

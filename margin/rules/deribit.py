@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from margin.instruments import Instruments, Kind
-from margin.scenarios import ScenarioSet, scenario_pnl
+from margin.valuation.instruments import Instruments, Kind
+from margin.valuation.scenarios import ScenarioSet, scenario_pnl
 from margin.validation import MarginInputError, check_finite, check_positive
 
 __all__ = ["DeribitParams", "DeribitResult", "deribit_scenarios", "deribit_margin", "vol_shock"]

@@ -50,8 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from margin.book import Book
-from margin.pricing import black76_greeks
+from margin.simulation.book import Book
+from margin.valuation.pricing import black76_greeks
 
 jax.config.update("jax_enable_x64", True)
 
@@ -279,9 +279,9 @@ def option_scenario_pnl(spot, strike, tau, iv, scan_range, vol_scan: float = 0.2
             ``mult x scan_down``, the positive ones by ``mult x scan_range`` (per-side margin); None = symmetric.
 
     Returns:
-        value ``(T, I)``, delta ``(T, I)``, pnl ``(T, I, S)`` with I = A*J*K*2 in :class:`margin.book.OptionGrid`
-        order (call then put), Black-76 via :func:`margin.pricing.black76_greeks` (forward = spot, r = 0).
-        Day by day this equals :func:`margin.span.span_scenarios` with PSR = scan_range x spot and
+        value ``(T, I)``, delta ``(T, I)``, pnl ``(T, I, S)`` with I = A*J*K*2 in :class:`margin.simulation.book.OptionGrid`
+        order (call then put), Black-76 via :func:`margin.valuation.pricing.black76_greeks` (forward = spot, r = 0).
+        Day by day this equals :func:`margin.rules.span.span_scenarios` with PSR = scan_range x spot and
         VSR = vol_scan x iv (tests/backtest/test_span_consistency.py); it is computed here for all days at once.
     """
     T, A, J, K = strike.shape
@@ -337,7 +337,7 @@ def prepare_market(book: Book, price: np.ndarray, oracle: np.ndarray, volume_usd
         vol_scan: SPAN volatility scan range, relative.
         dtype: dtype of the returned arrays (float32 default; float64 for exact ledger tests).
         scan_down, scan_up: optional ``(T, A)`` per-side scan ranges (relative down / up move covered, e.g.
-            :class:`margin.policies.PolicyOutput` ``scan_down`` / ``scan_up``): the grid's down scenarios move
+            :class:`margin.simulation.policies.PolicyOutput` ``scan_down`` / ``scan_up``): the grid's down scenarios move
             prices by ``mult x scan_down``, its up scenarios by ``mult x scan_up``. Each defaults to
             ``scan_range`` (symmetric grid).
         steps_per_day: steps per day (1 daily, 24 hourly); option series roll every ``tenor x steps_per_day``

@@ -6,7 +6,7 @@ policy never imports or runs model-training code. The output ``scan_range[t, a]`
 from the close of day ``t``, that the initial margin of asset ``a`` must cover over the margin period of risk of
 ``inputs.horizon`` days. For a linear position the IM fraction of notional equals the scan range; options books
 are margined by feeding the same scan range to a scenario set (SPAN-style grid, see
-:func:`margin.liquidation.option_scenario_pnl`) so both go through one path. MM = ``mm_factor`` x IM.
+:func:`margin.simulation.liquidation.option_scenario_pnl`) so both go through one path. MM = ``mm_factor`` x IM.
 
 Policies
 - :class:`StaticPolicy`: venue constants (Deribit PM ``price_range`` 0.16 BTC / 0.18 ETH with MM = 0.8 x IM; dYdX v4
@@ -40,7 +40,7 @@ gradually and announce increases in advance (BCBS-CPMI-IOSCO, "Review of margini
 calls, not high levels, strained members in March 2020). So the design is an explicit constrained path:
 
 1. **Requirement per side** ``R_t``: the model's forecast 1% (99%) quantile of the h-day log return, rescaled by
-   a rolling conformal factor so each tail has 99% coverage on the recent past (:mod:`margin.calibration`), turned
+   a rolling conformal factor so each tail has 99% coverage on the recent past (:mod:`margin.simulation.calibration`), turned
    into relative moves ``R_down = 1 - exp(q_lo*)``, ``R_up = exp(q_hi*) - 1``. Coverage is a floor:
    ``m_t >= coverage_floor * R_t`` (1.0 = hard).
 2. **Foresight** ``A_t``: the same calibrated quantile from a forecast of the k-day return (k > h), scaled to h
@@ -661,7 +661,7 @@ class SmoothPredictivePolicy(MarginPolicy):
     Per side (down: longs, from ``q_lo``; up: shorts, from ``q_hi``):
 
     * ``R_t`` = move of the conformally calibrated h-day quantile of ``model``
-      (:func:`margin.calibration.calibrate_quantile`, level ``calib_level``, rolling ``calib_window``);
+      (:func:`margin.simulation.calibration.calibrate_quantile`, level ``calib_level``, rolling ``calib_window``);
     * ``A_t`` = move of the calibrated k-day quantile of ``lookahead_model`` (k = ``lookahead_horizon``) times
       ``sqrt(h / k)`` in log space; ``regime`` = ``R_t (1 + addon (p_high - threshold)+ / (1 - threshold))``;
     * target ``G_t = max(R_t, lookahead_weight A_t, regime, min_range)``, floor ``F_t = max(coverage_floor R_t,
@@ -715,7 +715,7 @@ class SmoothPredictivePolicy(MarginPolicy):
 
     def requirements(self, inputs: RiskInputs) -> dict[str, np.ndarray]:
         """The inputs of the path: ``{"R_down", "R_up", "A_down", "A_up", "G_down", "G_up"}``, each ``(T, A)``."""
-        from margin.calibration import CalibrationError, calibrate_quantile
+        from margin.simulation.calibration import CalibrationError, calibrate_quantile
 
         self._check(inputs)
         r = np.asarray(inputs.log_returns, dtype=np.float64)

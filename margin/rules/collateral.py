@@ -10,7 +10,7 @@
 * Aave-style health factor ``HF = sum_k c_k p_k LT_k / sum_k d_k p_k``, the collateral-weighted average
   liquidation threshold, and the liquidation price of an asset (aave-v3-core ``GenericLogic.sol``
   formula, without the contract's integer rounding; the exact-integer version is
-  :mod:`margin.venues.aave`).
+  :mod:`margin.rules.venues.aave`).
 
 Shapes: N accounts x K assets. Balances in asset units, prices in USD per unit, haircuts and LTs as
 fractions in [0, 1]. Kernels are jitted, cast to ``dtype`` (``jnp.float32`` default, ``jnp.float64``
@@ -28,7 +28,7 @@ from scipy.stats import norm
 jax.config.update("jax_enable_x64", True)  # shared project decision (margin/__init__.py does the same)
 import jax.numpy as jnp  # noqa: E402
 
-from margin.venues._validate import (  # noqa: E402
+from margin.rules.venues._validate import (  # noqa: E402
     VenueInputError,
     as_float_array,
     check_range,
@@ -261,7 +261,7 @@ def health_factor(collateral, debt, prices, liquidation_threshold, *, dtype=jnp.
       shape mismatch), before the kernel runs.
 
     Source: aave-v3-core ``GenericLogic.calculateUserAccountData`` (HF = total collateral x average LT /
-    total debt; exact-integer version in :func:`margin.venues.aave.user_account_data`).
+    total debt; exact-integer version in :func:`margin.rules.venues.aave.user_account_data`).
     """
     c, d, p, lt = _aave_inputs(collateral, debt, prices, liquidation_threshold)
     f = lambda x: jnp.asarray(x, dtype)  # noqa: E731

@@ -14,7 +14,7 @@ Greeks (per unit of F, per 1.00 of vol, per year of calendar time):
 
 All functions broadcast their arguments, take a ``dtype`` (float64 default: float32 deltas are off by up to
 4.6e-3 relative at small deltas, issue 13 item 2; pass ``jnp.float32`` for speed) and are jitted. Prices are in the
-units of F (USD for a USD forward). Deribit quotes option prices in coin: divide by F (see :mod:`margin.chain`).
+units of F (USD for a USD forward). Deribit quotes option prices in coin: divide by F (see :mod:`margin.valuation.chain`).
 """
 from __future__ import annotations
 

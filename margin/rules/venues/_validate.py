@@ -1,4 +1,4 @@
-"""Input checks shared by the venue rule sets and ``margin.collateral``.
+"""Input checks shared by the venue rule sets and ``margin.rules.collateral``.
 
 Every check runs on host (NumPy / Python ints) before any JAX kernel is traced, and
 raises :class:`VenueInputError` naming the field, the first offending index and its value.
