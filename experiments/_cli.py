@@ -46,6 +46,7 @@ _USER_ERRORS = (
     ("margin.simulation.liquidation", "LiquidationError"),
     ("zkproofs.errors", "ProofError"),
     ("experiments.prove", "AccountFileError"),
+    ("zkproofs.account", "AccountFileError"),
     ("hydra.errors", "HydraException"),
     ("omegaconf.errors", "OmegaConfBaseException"),
 )
