@@ -31,10 +31,12 @@ simulator. Sweep (Hydra's optuna sweeper, multi-objective NSGA-II, two jobs thro
 
 Honest evaluation: parameters are chosen on the validation period only; the test period is run once per chosen
 configuration and reported as it comes out.
+
+The logic (forecast cache, per-side coverage, objectives, Pareto front, choice rule, slack, tables) lives in
+:mod:`margin.simulation.tuning` (re-exported here); this module reads the config, trains models and writes files.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -47,15 +49,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from experiments._cli import hydra_app
+from margin.simulation.tuning import (  # noqa: F401  (re-exported: experiments.tune_policy.<name>)
+    PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choose, common_dates, json_default,
+    mark_pareto, objectives, pareto_markdown, pareto_mask, per_side_metrics, slack, verdict_markdown, verdict_rows)
 
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SIDES = ("long", "short")
-PENALTY = (1.0, 10.0, 1.0e3)     # added to (avg margin, 30d increase, bad debt USD m) of a failing configuration
 
-
-# --------------------------------------------------------------------------------------------------- forecasts
 
 def _cache_file(cfg: DictConfig) -> Path:
     key = json.dumps({"models": OmegaConf.to_container(cfg.models, resolve=True), "train_end": str(cfg.train_end),
@@ -66,95 +67,39 @@ def _cache_file(cfg: DictConfig) -> Path:
 
 def forecasts_for(cfg: DictConfig) -> dict:
     """``{model: ForecastArrays}`` for every model in ``cfg.models``, each at ITS OWN horizon (``models.<m>.horizon``,
-    default ``cfg.horizon``), on the common date index; cached on disk (file lock: one training per cache key)."""
-    from experiments.backtest import forecast_arrays, train_models
-    from experiments.data import load_features
-    from margin.simulation.policies import ForecastArrays
+    default ``cfg.horizon``), on the common date index; cached on disk (:func:`margin.simulation.tuning.
+    cached_forecasts`: file lock, one training per cache key)."""
+    def compute() -> dict:
+        from experiments.backtest import forecast_arrays, train_models
+        from experiments.data import load_features
 
-    path = _cache_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            z = np.load(path)
-            names = sorted({k.split(".")[0] for k in z.files})
-            return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
-                                      z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
-        t0 = time.perf_counter()
         features = load_features(cfg, with_prices=True)
         dates = _dates(features, cfg)
         models, _ = train_models(cfg, features, list(cfg.models))
-        out, arrays = {}, {}
+        out = {}
         for name, model in models.items():
             h = int(getattr(model, "horizon", None) or cfg.models[name].get("horizon", cfg.horizon))
             out[name] = forecast_arrays({name: model}, features, dates, h)[name]
-            for f in ("sigma", "q_lo", "q_hi", "p_high"):
-                if getattr(out[name], f) is not None:
-                    arrays[f"{name}.{f}"] = getattr(out[name], f)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-        log.info("forecasts trained and cached in %.0f s: %s", time.perf_counter() - t0, path)
         return out
+
+    return cached_forecasts(_cache_file(cfg), compute)
 
 
 def _dates(features: Mapping[str, pd.DataFrame], cfg: DictConfig) -> pd.DatetimeIndex:
-    assets = [str(a) for a in cfg.assets]
-    dates = features[assets[0]].index
-    for a in assets[1:]:
-        dates = dates.intersection(features[a].index)
-    return dates[dates <= pd.Timestamp(cfg.end)]
+    return common_dates(features, [str(a) for a in cfg.assets], cfg.end)
 
-
-# --------------------------------------------------------------------------------------------------- evaluation
 
 def per_side(cfg: DictConfig, forecasts: Mapping, policy_cfgs: list[dict]) -> dict[str, dict]:
-    """Per-side coverage and procyclicality of each policy over ``eval_start .. end``.
-
-    Returns ``{policy name: {"coverage": {f"{asset}_{side}": coverage_metrics}, "all_pass_5pct", "avg_margin",
-    "avg_margin_by_series", "max_increase_30d", "peak_to_trough"}}``; a symmetric policy uses ``scan_range`` on both
-    sides (exactly what the simulator charges).
-    """
-    from experiments.backtest import coverage_metrics
+    """Per-side coverage and procyclicality of each policy over ``eval_start .. end``
+    (:func:`margin.simulation.tuning.per_side_metrics` on ``cfg``'s assets and data)."""
     from experiments.data import load_features
-    from margin.simulation.calibration import exceptions_per_side
-    from margin.simulation.policies import RiskInputs, make_policy
-    from margin.simulation.procyclicality import largest_increase, peak_to_trough
 
     assets = [str(a) for a in cfg.assets]
     features = load_features(cfg, with_prices=True)
     dates = _dates(features, cfg)
     logret = np.stack([features[a]["log_return"].reindex(dates).to_numpy() for a in assets], 1)
-    inputs = RiskInputs(dates=dates, assets=tuple(assets), log_returns=logret, horizon=int(cfg.horizon),
-                        forecasts=dict(forecasts))
-    ev = (dates >= pd.Timestamp(cfg.eval_start)) & (dates <= pd.Timestamp(cfg.end))
-    res = {}
-    for pc in policy_cfgs:
-        out = make_policy(pc)(inputs)
-        down, up = out.side("long"), out.side("short")
-        exc = exceptions_per_side(down, up, logret, int(cfg.horizon))
-        r: dict = {"coverage": {}, "procyclicality": {}}
-        paths = {"long": down[ev], "short": up[ev]}
-        for a, asset in enumerate(assets):
-            for side in SIDES:
-                e = exc[side][ev][:, a]
-                e = e[np.isfinite(e)].astype(bool)
-                r["coverage"][f"{asset}_{side}"] = coverage_metrics(e, float(cfg.coverage))
-                p = paths[side][:, a]
-                r["procyclicality"][f"{asset}_{side}"] = {
-                    "avg": float(np.mean(p)), "max_increase_30d": float(largest_increase(p, 30)),
-                    "max_increase_1d": float(largest_increase(p, 1)), "peak_to_trough": float(peak_to_trough(p))}
-        pcs = r["procyclicality"].values()
-        r["all_pass_5pct"] = all(c["passes_5pct"] for c in r["coverage"].values())
-        r["min_p"] = min(min(c["kupiec_p"], c["christoffersen_p_ind"], c["christoffersen_p_cc"])
-                         for c in r["coverage"].values())
-        r["avg_margin"] = float(np.mean([x["avg"] for x in pcs]))
-        r["max_increase_30d"] = float(max(x["max_increase_30d"] for x in pcs))
-        r["max_increase_1d"] = float(max(x["max_increase_1d"] for x in pcs))
-        r["peak_to_trough"] = float(max(x["peak_to_trough"] for x in pcs))
-        r["exceptions"] = {k: c["exceptions"] for k, c in r["coverage"].items()}
-        res[out.name] = r
-    return res
+    return per_side_metrics(logret, dates, assets, int(cfg.horizon), forecasts, policy_cfgs,
+                            coverage=float(cfg.coverage), eval_start=cfg.eval_start, end=cfg.end)
 
 
 def evaluate(cfg: DictConfig, forecasts: Mapping | None = None) -> dict:
@@ -169,74 +114,6 @@ def evaluate(cfg: DictConfig, forecasts: Mapping | None = None) -> dict:
         r["per_side"] = ps[name]
     return m
 
-
-def objectives(r: Mapping) -> tuple[list[float], dict]:
-    """(objectives to minimise, summary) of one policy's metrics from :func:`evaluate`."""
-    ps = r["per_side"]
-    summary = {"avg_margin": ps["avg_margin"], "max_increase_30d": ps["max_increase_30d"],
-               "max_increase_1d": ps["max_increase_1d"],
-               "bad_debt_musd": r["book"]["bad_debt_usd"] / 1e6, "peak_to_trough": ps["peak_to_trough"],
-               "passes": ps["all_pass_5pct"], "min_p": ps["min_p"], "exceptions": ps["exceptions"],
-               "stress_bad_debt_musd": {w: x["bad_debt_usd"] / 1e6 for w, x in r["stress"].items()}}
-    vals = [summary["avg_margin"], summary["max_increase_30d"], summary["bad_debt_musd"]]
-    if not summary["passes"]:
-        vals = [v + p for v, p in zip(vals, PENALTY)]
-    return vals, summary
-
-
-# --------------------------------------------------------------------------------------------------- choice
-
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool: rows of ``points`` (``(n, k)``, minimise every column) not dominated by another row."""
-    p = np.asarray(points, dtype=np.float64)
-    keep = np.ones(len(p), bool)
-    for i in range(len(p)):
-        dominated = np.all(p <= p[i], axis=1) & np.any(p < p[i], axis=1)
-        keep[i] = not dominated.any()
-    return keep
-
-
-def slack(s: Mapping, ref: Mapping) -> dict[str, float]:
-    """Relative slack of a trial summary ``s`` on each issue-10 target against the reactive reference ``ref``
-    (>= 0: met): coverage (min p-value - 0.05), average margin (1 - ratio), 30-day increase (reduction - 0.30),
-    peak-to-trough (1 - ratio), bad debt (reduction - 0.50; 0 when both are 0), each stress window (no higher)."""
-    out = {"coverage": s["min_p"] - 0.05,
-           "avg_margin": 1 - s["avg_margin"] / ref["avg_margin"],
-           "max_increase_30d": (1 - s["max_increase_30d"] / ref["max_increase_30d"]) - 0.30,
-           "peak_to_trough": 1 - s["peak_to_trough"] / ref["peak_to_trough"]}
-    bd, rbd = s["bad_debt_musd"], ref["bad_debt_musd"]
-    out["bad_debt"] = (1 - bd / rbd) - 0.5 if rbd > 0 else (0.0 if bd == 0 else -bd)
-    for w, x in s["stress_bad_debt_musd"].items():
-        rx = ref["stress_bad_debt_musd"].get(w, 0.0)
-        out[f"stress {w}"] = (1 - x / rx) if rx > 0 else (0.0 if x == 0 else -x)
-    return out
-
-
-def choose(trials: list[dict], ref: Mapping) -> dict | None:
-    """The rule fixed before the test is run: among passing trials on the Pareto front, the one that meets the most
-    issue-10 targets against the best reactive policy on validation (:func:`slack` >= 0), ties broken by the
-    largest WORST target slack (the most robust to a new period)."""
-    cand = [t for t in trials if t["summary"]["passes"] and t.get("pareto")]
-    if not cand:
-        return None
-
-    def key(t):
-        sl = slack(t["summary"], ref)
-        return sum(v >= 0 for v in sl.values()), min(sl.values())
-
-    return max(cand, key=key)
-
-
-def best_reactive(summaries: Mapping[str, Mapping]) -> str:
-    """Best reactive policy: passes per-side coverage with the lowest average margin; if none passes, the one
-    with the highest worst-series p-value (the rule of experiments.backtest's targets, per side)."""
-    passing = [k for k, s in summaries.items() if s["passes"]]
-    if passing:
-        return min(passing, key=lambda k: summaries[k]["avg_margin"])
-    return max(summaries, key=lambda k: summaries[k]["min_p"])
-
-
-# --------------------------------------------------------------------------------------------------- modes
 
 def run_trial(cfg: DictConfig, output_dir: Path | None) -> list[float]:
     t0 = time.perf_counter()
@@ -272,33 +149,13 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
         trials.append(t)
     if not trials:
         raise FileNotFoundError(f"sweep_dir: no trial.json below {cfg.sweep_dir}")
-    passing = [t for t in trials if t["summary"]["passes"]]
-    if passing:
-        pts = np.array([[t["summary"]["avg_margin"], t["summary"]["max_increase_30d"], t["summary"]["bad_debt_musd"]]
-                        for t in passing])
-        for t, keep in zip(passing, pareto_mask(pts)):
-            t["pareto"] = bool(keep)
+    passing = mark_pareto(trials)
     ref = reactive_baselines(cfg)
     best = best_reactive(ref)
     chosen = choose(trials, ref[best])
     front = sorted([t for t in passing if t.get("pareto")], key=lambda t: t["summary"]["avg_margin"])
-    keys = list(cfg.tune.report_keys)
-    L = [f"# Validation Pareto front ({cfg.eval_start} .. {cfg.end}, models fitted to {cfg.train_end})", "",
-         f"{len(trials)} trials, {len(passing)} pass Kupiec + Christoffersen at 5% on every asset x side, "
-         f"{len(front)} on the Pareto front (avg margin, largest 30-day increase, bad debt).", "",
-         "| " + " | ".join(keys) + " | avg margin | max 30d inc | peak/trough | bad debt (USD m) | min p | "
-         "targets met / worst slack vs " + best + " |", "|" + "---|" * (len(keys) + 6)]
-    for t in front:
-        s = t["summary"]
-        L.append("| " + " | ".join(_fmt(t["policy"].get(k)) for k in keys)
-                 + f" | {100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | {s['peak_to_trough']:.2f}"
-                 f" | {s['bad_debt_musd']:.3f} | {s['min_p']:.3f} | {sum(v >= 0 for v in slack(s, ref[best]).values())}/"
-                 f"{len(slack(s, ref[best]))}, {min(slack(s, ref[best]).values()):+.3f} |")
-    L += ["", "Reactive baselines on the same period:", ""]
-    for k, s in ref.items():
-        L.append(f"- {k}: avg margin {100 * s['avg_margin']:.2f}%, max 30d increase {100 * s['max_increase_30d']:.0f}%,"
-                 f" peak/trough {s['peak_to_trough']:.2f}, bad debt {s['bad_debt_musd']:.3f} USD m, passes "
-                 f"{s['passes']} (min p {s['min_p']:.3f})")
+    L = pareto_markdown(trials, passing, front, ref, best, list(cfg.tune.report_keys),
+                        eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
     result = {"n_trials": len(trials), "n_passing": len(passing), "front": front, "reactive": ref,
               "best_reactive": best, "chosen": chosen}
     if chosen is not None:
@@ -318,10 +175,6 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
         if chosen is not None:
             Path(output_dir, "chosen_policy.yaml").write_text(_policy_yaml(chosen["policy"], cfg))
     return result
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
@@ -355,54 +208,14 @@ def run_test(cfg: DictConfig, output_dir: Path | None) -> dict:
     pred = next(iter(m["policies"]))
     react = {k: v for k, v in summ.items() if k != pred}
     best = best_reactive(react)
-    P, R = summ[pred], summ[best]
-    ev0, ev1 = pd.Timestamp(tcfg.eval_start), pd.Timestamp(tcfg.end)
-    windows = {w: x for w, x in m["policies"][pred]["stress"].items()
-               if pd.Timestamp(x["start"]) >= ev0 and pd.Timestamp(x["end"]) <= ev1}
-    rows = []
-
-    def add(target, value, ref, met):
-        rows.append((target, value, ref, "met" if met else "NOT met"))
-
-    for ser, c in m["policies"][pred]["per_side"]["coverage"].items():
-        add(f"coverage {ser}: Kupiec p / Christoffersen p_ind / p_cc >= 0.05",
-            f"{c['exceptions']} exc., {c['kupiec_p']:.3f} / {c['christoffersen_p_ind']:.3f} / {c['christoffersen_p_cc']:.3f}",
-            _cov_ref(m["policies"][best]["per_side"]["coverage"][ser]), c["passes_5pct"])
-    add("average margin (IM fraction, mean of asset x side) no higher", f"{100 * P['avg_margin']:.2f}%",
-        f"{100 * R['avg_margin']:.2f}%", P["avg_margin"] <= R["avg_margin"])
-    red = 1 - P["max_increase_30d"] / R["max_increase_30d"] if R["max_increase_30d"] > 0 else float("nan")
-    add("largest 30-day increase at least 30% lower", f"{100 * P['max_increase_30d']:.0f}% ({100 * red:.0f}% lower)",
-        f"{100 * R['max_increase_30d']:.0f}%", red >= 0.30)
-    add("peak-to-trough lower", f"{P['peak_to_trough']:.2f}", f"{R['peak_to_trough']:.2f}",
-        P["peak_to_trough"] < R["peak_to_trough"])
-    bd, rbd = P["bad_debt_musd"], R["bad_debt_musd"]
-    bred = (1 - bd / rbd) if rbd > 0 else (0.0 if bd == 0 else -np.inf)
-    add("bad debt over the evaluation period at least 50% lower", f"{bd:.3f} USD m ({100 * bred:.0f}% lower)",
-        f"{rbd:.3f} USD m", bred >= 0.5)
-    for w in windows:
-        x, rx = P["stress_bad_debt_musd"][w], R["stress_bad_debt_musd"].get(w, 0.0)
-        add(f"bad debt in stress window {w} no higher", f"{x:.3f} USD m", f"{rx:.3f} USD m", x <= rx)
-    c = m["config"]
-    L = [f"# Test period {c['eval_start']} .. {c['end']} (models fitted to {c['train_end']}; book opened "
-         f"{c['start']}, {c['accounts']:,} accounts, seed {tcfg.seed}; horizon {c['horizon']})", "",
-         f"Predictive: {pred} (conf/policy/{cfg.policy_file}.yaml); best reactive by per-side coverage then "
-         f"cost: {best}. Run once; {secs:.0f} s.", "",
-         "| target | " + pred + " | " + best + " | verdict |", "|---|---|---|---|"]
-    L += [f"| {a} | {b} | {r} | {v} |" for a, b, r, v in rows]
-    L += ["", "All policies:", "", "| policy | avg margin | max 30d inc | peak/trough | bad debt (USD m) | "
-          + " | ".join(f"stress {w}" for w in m["policies"][pred]["stress"]) + " | exceptions per series | passes |",
-          "|---|---|---|---|---|" + "---|" * len(m["policies"][pred]["stress"]) + "---|---|"]
-    for k, s in summ.items():
-        L.append(f"| {k} | {100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | "
-                 f"{s['peak_to_trough']:.2f} | {s['bad_debt_musd']:.3f} | "
-                 + " | ".join(f"{v:.3f}" for v in s["stress_bad_debt_musd"].values())
-                 + f" | {s['exceptions']} | {s['passes']} |")
-    text = "\n".join(L)
+    rows = verdict_rows(m, summ, pred, best, eval_start=tcfg.eval_start, end=tcfg.end)
+    text = verdict_markdown(m, rows, summ, pred, best, seed=tcfg.seed, policy_file=cfg.policy_file,
+                            seconds=secs)
     print(text)
     res = {"table": rows, "summaries": summ, "best_reactive": best, "predictive": pred, "seconds": secs}
     if output_dir is not None:
         Path(output_dir, "test_table.md").write_text(text + "\n")
-        Path(output_dir, "test_metrics.json").write_text(json.dumps({**res, "metrics": m}, indent=1, default=_jd))
+        Path(output_dir, "test_metrics.json").write_text(json.dumps({**res, "metrics": m}, indent=1, default=json_default))
     return res
 
 
@@ -418,30 +231,11 @@ def run_ablation(cfg: DictConfig, output_dir: Path | None) -> dict:
                          merge=False)
         m = evaluate(vcfg, forecasts)
         rows[label] = (over, objectives(next(iter(m["policies"].values())))[1])
-    L = [f"# Ablation on {cfg.eval_start} .. {cfg.end} (models fitted to {cfg.train_end})", "",
-         "| variant | overrides | exceptions per series | passes | avg margin | max 30d inc | max 1d inc | "
-         "peak/trough | bad debt (USD m) |", "|---|---|---|---|---|---|---|---|---|"]
-    for label, (over, s) in rows.items():
-        L.append(f"| {label} | {over or '-'} | {s['exceptions']} | {s['passes']} (min p {s['min_p']:.3f}) | "
-                 f"{100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | "
-                 f"{100 * s['max_increase_1d']:.0f}% | {s['peak_to_trough']:.2f} | {s['bad_debt_musd']:.3f} |")
-    text = "\n".join(L)
+    text = ablation_markdown(rows, eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
     print(text)
     if output_dir is not None:
         Path(output_dir, "ablation.md").write_text(text + "\n")
     return rows
-
-
-def _cov_ref(c: Mapping) -> str:
-    return f"{c['exceptions']} exc., {c['kupiec_p']:.3f} / {c['christoffersen_p_ind']:.3f} / {c['christoffersen_p_cc']:.3f}"
-
-
-def _jd(x):
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 @hydra_app("tune_policy")

@@ -1,0 +1,323 @@
+"""Policy tuning on a validation period: per-side coverage of a trial, objectives, Pareto front, the choice rule,
+issue-10 target slack, and the Markdown tables of ``experiments.tune_policy`` (library side of that Hydra app).
+
+Everything here takes arrays, metric dicts and plain values (no Hydra config, no model training), so a notebook can
+run a trial from forecasts it already has:
+
+* :func:`cached_forecasts`: ``{model: ForecastArrays}`` cached in an ``.npz`` with a file lock (parallel trials wait
+  for one training run; the caller passes the training as a function);
+* :func:`common_dates`, :func:`per_side_metrics`: per-side coverage (longs judged against ``scan_down``, shorts
+  against ``scan_up``; Kupiec POF and Christoffersen per asset x side) and procyclicality of policies;
+* :func:`objectives` (three values to MINIMISE, raised by :data:`PENALTY` when coverage fails), :func:`pareto_mask`,
+  :func:`slack`, :func:`choose`, :func:`best_reactive`, :func:`mark_pareto`;
+* :func:`pareto_markdown`, :func:`verdict_rows`, :func:`verdict_markdown`, :func:`ablation_markdown`,
+  :func:`json_default`.
+
+``margin`` imports neither ``predictive`` nor ``zkproofs``.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SIDES = ("long", "short")
+PENALTY = (1.0, 10.0, 1.0e3)     # added to (avg margin, 30d increase, bad debt USD m) of a failing configuration
+
+
+# --------------------------------------------------------------------------------------------------- forecasts
+
+def cached_forecasts(path: str | Path, compute: Callable[[], Mapping]) -> dict:
+    """``{model: ForecastArrays}`` from the ``.npz`` at ``path``, or ``compute()`` saved there first.
+
+    Holds an exclusive lock on ``path.with_suffix(".lock")`` while reading or computing, so parallel callers with
+    the same ``path`` wait for ONE computation. Arrays are stored as ``"<model>.<field>"`` for the fields
+    ``sigma, q_lo, q_hi, p_high`` (``p_high`` optional); written to a temporary file, then renamed.
+    """
+    from margin.simulation.policies import ForecastArrays
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            z = np.load(path)
+            names = sorted({k.split(".")[0] for k in z.files})
+            return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
+                                      z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
+        t0 = time.perf_counter()
+        out = dict(compute())
+        arrays = {}
+        for name, fa in out.items():
+            for f in ("sigma", "q_lo", "q_hi", "p_high"):
+                if getattr(fa, f) is not None:
+                    arrays[f"{name}.{f}"] = getattr(fa, f)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+        log.info("forecasts trained and cached in %.0f s: %s", time.perf_counter() - t0, path)
+        return out
+
+
+def common_dates(features: Mapping[str, pd.DataFrame], assets: list[str], end) -> pd.DatetimeIndex:
+    """Dates present in every asset's frame of ``features`` (``{asset: DataFrame}`` indexed by date), up to ``end``."""
+    dates = features[assets[0]].index
+    for a in assets[1:]:
+        dates = dates.intersection(features[a].index)
+    return dates[dates <= pd.Timestamp(end)]
+
+
+# --------------------------------------------------------------------------------------------------- evaluation
+
+def per_side_metrics(log_returns: np.ndarray, dates: pd.DatetimeIndex, assets: list[str], horizon: int,
+                     forecasts: Mapping, policy_cfgs: list[dict], *, coverage: float, eval_start,
+                     end) -> dict[str, dict]:
+    """Per-side coverage and procyclicality of each policy over ``eval_start .. end``.
+
+    Args:
+        log_returns: ``(T, A)`` daily log returns on ``dates`` (``T``) for ``assets`` (``A``).
+        horizon: margin period of risk in days (exceptions over ``horizon``-day losses).
+        forecasts: ``{model: ForecastArrays}`` on ``dates``.
+        policy_cfgs: policy configs for :func:`margin.simulation.policies.make_policy`.
+        coverage: target coverage (e.g. 0.99) of Kupiec / Christoffersen.
+
+    Returns ``{policy name: {"coverage": {f"{asset}_{side}": coverage_metrics}, "procyclicality", "all_pass_5pct",
+    "min_p", "avg_margin", "max_increase_30d", "max_increase_1d", "peak_to_trough", "exceptions"}}`` (margins as IM
+    fractions); a symmetric policy uses ``scan_range`` on both sides (exactly what the simulator charges).
+    """
+    from margin.simulation.calibration import exceptions_per_side
+    from margin.simulation.coverage import coverage_metrics
+    from margin.simulation.policies import RiskInputs, make_policy
+    from margin.simulation.procyclicality import largest_increase, peak_to_trough
+
+    logret = log_returns
+    inputs = RiskInputs(dates=dates, assets=tuple(assets), log_returns=logret, horizon=int(horizon),
+                        forecasts=dict(forecasts))
+    ev = (dates >= pd.Timestamp(eval_start)) & (dates <= pd.Timestamp(end))
+    res = {}
+    for pc in policy_cfgs:
+        out = make_policy(pc)(inputs)
+        down, up = out.side("long"), out.side("short")
+        exc = exceptions_per_side(down, up, logret, int(horizon))
+        r: dict = {"coverage": {}, "procyclicality": {}}
+        paths = {"long": down[ev], "short": up[ev]}
+        for a, asset in enumerate(assets):
+            for side in SIDES:
+                e = exc[side][ev][:, a]
+                e = e[np.isfinite(e)].astype(bool)
+                r["coverage"][f"{asset}_{side}"] = coverage_metrics(e, float(coverage))
+                p = paths[side][:, a]
+                r["procyclicality"][f"{asset}_{side}"] = {
+                    "avg": float(np.mean(p)), "max_increase_30d": float(largest_increase(p, 30)),
+                    "max_increase_1d": float(largest_increase(p, 1)), "peak_to_trough": float(peak_to_trough(p))}
+        pcs = r["procyclicality"].values()
+        r["all_pass_5pct"] = all(c["passes_5pct"] for c in r["coverage"].values())
+        r["min_p"] = min(min(c["kupiec_p"], c["christoffersen_p_ind"], c["christoffersen_p_cc"])
+                         for c in r["coverage"].values())
+        r["avg_margin"] = float(np.mean([x["avg"] for x in pcs]))
+        r["max_increase_30d"] = float(max(x["max_increase_30d"] for x in pcs))
+        r["max_increase_1d"] = float(max(x["max_increase_1d"] for x in pcs))
+        r["peak_to_trough"] = float(max(x["peak_to_trough"] for x in pcs))
+        r["exceptions"] = {k: c["exceptions"] for k, c in r["coverage"].items()}
+        res[out.name] = r
+    return res
+
+
+def objectives(r: Mapping) -> tuple[list[float], dict]:
+    """(objectives to minimise, summary) of one policy's backtest metrics with a ``per_side`` block
+    (:func:`per_side_metrics`): average IM fraction, largest 30-day increase, bad debt (USD m); each raised by
+    :data:`PENALTY` when per-side coverage fails at 5%."""
+    ps = r["per_side"]
+    summary = {"avg_margin": ps["avg_margin"], "max_increase_30d": ps["max_increase_30d"],
+               "max_increase_1d": ps["max_increase_1d"],
+               "bad_debt_musd": r["book"]["bad_debt_usd"] / 1e6, "peak_to_trough": ps["peak_to_trough"],
+               "passes": ps["all_pass_5pct"], "min_p": ps["min_p"], "exceptions": ps["exceptions"],
+               "stress_bad_debt_musd": {w: x["bad_debt_usd"] / 1e6 for w, x in r["stress"].items()}}
+    vals = [summary["avg_margin"], summary["max_increase_30d"], summary["bad_debt_musd"]]
+    if not summary["passes"]:
+        vals = [v + p for v, p in zip(vals, PENALTY)]
+    return vals, summary
+
+
+# --------------------------------------------------------------------------------------------------- choice
+
+def pareto_mask(points: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: rows of ``points`` (``(n, k)``, minimise every column) not dominated by another row."""
+    p = np.asarray(points, dtype=np.float64)
+    keep = np.ones(len(p), bool)
+    for i in range(len(p)):
+        dominated = np.all(p <= p[i], axis=1) & np.any(p < p[i], axis=1)
+        keep[i] = not dominated.any()
+    return keep
+
+
+def slack(s: Mapping, ref: Mapping) -> dict[str, float]:
+    """Relative slack of a trial summary ``s`` on each issue-10 target against the reactive reference ``ref``
+    (>= 0: met): coverage (min p-value - 0.05), average margin (1 - ratio), 30-day increase (reduction - 0.30),
+    peak-to-trough (1 - ratio), bad debt (reduction - 0.50; 0 when both are 0), each stress window (no higher)."""
+    out = {"coverage": s["min_p"] - 0.05,
+           "avg_margin": 1 - s["avg_margin"] / ref["avg_margin"],
+           "max_increase_30d": (1 - s["max_increase_30d"] / ref["max_increase_30d"]) - 0.30,
+           "peak_to_trough": 1 - s["peak_to_trough"] / ref["peak_to_trough"]}
+    bd, rbd = s["bad_debt_musd"], ref["bad_debt_musd"]
+    out["bad_debt"] = (1 - bd / rbd) - 0.5 if rbd > 0 else (0.0 if bd == 0 else -bd)
+    for w, x in s["stress_bad_debt_musd"].items():
+        rx = ref["stress_bad_debt_musd"].get(w, 0.0)
+        out[f"stress {w}"] = (1 - x / rx) if rx > 0 else (0.0 if x == 0 else -x)
+    return out
+
+
+def choose(trials: list[dict], ref: Mapping) -> dict | None:
+    """The rule fixed before the test is run: among passing trials on the Pareto front, the one that meets the most
+    issue-10 targets against the best reactive policy on validation (:func:`slack` >= 0), ties broken by the
+    largest WORST target slack (the most robust to a new period)."""
+    cand = [t for t in trials if t["summary"]["passes"] and t.get("pareto")]
+    if not cand:
+        return None
+
+    def key(t):
+        sl = slack(t["summary"], ref)
+        return sum(v >= 0 for v in sl.values()), min(sl.values())
+
+    return max(cand, key=key)
+
+
+def best_reactive(summaries: Mapping[str, Mapping]) -> str:
+    """Best reactive policy: passes per-side coverage with the lowest average margin; if none passes, the one
+    with the highest worst-series p-value (the rule of experiments.backtest's targets, per side)."""
+    passing = [k for k, s in summaries.items() if s["passes"]]
+    if passing:
+        return min(passing, key=lambda k: summaries[k]["avg_margin"])
+    return max(summaries, key=lambda k: summaries[k]["min_p"])
+
+
+
+def mark_pareto(trials: list[dict]) -> list[dict]:
+    """Set ``t["pareto"]`` on every PASSING trial (``t["summary"]["passes"]``): on the Pareto front of (avg margin,
+    largest 30-day increase, bad debt) among the passing trials. Returns the passing trials."""
+    passing = [t for t in trials if t["summary"]["passes"]]
+    if passing:
+        pts = np.array([[t["summary"]["avg_margin"], t["summary"]["max_increase_30d"], t["summary"]["bad_debt_musd"]]
+                        for t in passing])
+        for t, keep in zip(passing, pareto_mask(pts)):
+            t["pareto"] = bool(keep)
+    return passing
+
+
+# --------------------------------------------------------------------------------------------------- tables
+
+def pareto_markdown(trials: list[dict], passing: list[dict], front: list[dict], ref: Mapping[str, Mapping],
+                    best: str, keys: list[str], *, eval_start, end, train_end) -> list[str]:
+    """Markdown lines: the validation Pareto front (``front``: trials with ``policy`` and ``summary``; columns
+    ``keys`` of the policy, margins in %, bad debt in USD m, targets met / worst :func:`slack` against
+    ``ref[best]``), then the reactive baselines ``ref`` (summaries of :func:`objectives`)."""
+    L = [f"# Validation Pareto front ({eval_start} .. {end}, models fitted to {train_end})", "",
+         f"{len(trials)} trials, {len(passing)} pass Kupiec + Christoffersen at 5% on every asset x side, "
+         f"{len(front)} on the Pareto front (avg margin, largest 30-day increase, bad debt).", "",
+         "| " + " | ".join(keys) + " | avg margin | max 30d inc | peak/trough | bad debt (USD m) | min p | "
+         "targets met / worst slack vs " + best + " |", "|" + "---|" * (len(keys) + 6)]
+    for t in front:
+        s = t["summary"]
+        L.append("| " + " | ".join(_fmt(t["policy"].get(k)) for k in keys)
+                 + f" | {100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | {s['peak_to_trough']:.2f}"
+                 f" | {s['bad_debt_musd']:.3f} | {s['min_p']:.3f} | {sum(v >= 0 for v in slack(s, ref[best]).values())}/"
+                 f"{len(slack(s, ref[best]))}, {min(slack(s, ref[best]).values()):+.3f} |")
+    L += ["", "Reactive baselines on the same period:", ""]
+    for k, s in ref.items():
+        L.append(f"- {k}: avg margin {100 * s['avg_margin']:.2f}%, max 30d increase {100 * s['max_increase_30d']:.0f}%,"
+                 f" peak/trough {s['peak_to_trough']:.2f}, bad debt {s['bad_debt_musd']:.3f} USD m, passes "
+                 f"{s['passes']} (min p {s['min_p']:.3f})")
+    return L
+
+
+def verdict_rows(m: Mapping, summ: Mapping[str, Mapping], pred: str, best: str, *, eval_start,
+                  end) -> list[tuple[str, str, str, str]]:
+    """Rows ``(target, predictive value, reactive value, "met" | "NOT met")`` of every issue-10 target for policy
+    ``pred`` against ``best`` (``m``: backtest metrics with ``per_side`` blocks; ``summ``: :func:`objectives`
+    summaries); stress windows count only if they lie within ``eval_start .. end``."""
+    P, R = summ[pred], summ[best]
+    ev0, ev1 = pd.Timestamp(eval_start), pd.Timestamp(end)
+    windows = {w: x for w, x in m["policies"][pred]["stress"].items()
+               if pd.Timestamp(x["start"]) >= ev0 and pd.Timestamp(x["end"]) <= ev1}
+    rows = []
+
+    def add(target, value, ref, met):
+        rows.append((target, value, ref, "met" if met else "NOT met"))
+
+    for ser, c in m["policies"][pred]["per_side"]["coverage"].items():
+        add(f"coverage {ser}: Kupiec p / Christoffersen p_ind / p_cc >= 0.05",
+            f"{c['exceptions']} exc., {c['kupiec_p']:.3f} / {c['christoffersen_p_ind']:.3f} / {c['christoffersen_p_cc']:.3f}",
+            _cov_ref(m["policies"][best]["per_side"]["coverage"][ser]), c["passes_5pct"])
+    add("average margin (IM fraction, mean of asset x side) no higher", f"{100 * P['avg_margin']:.2f}%",
+        f"{100 * R['avg_margin']:.2f}%", P["avg_margin"] <= R["avg_margin"])
+    red = 1 - P["max_increase_30d"] / R["max_increase_30d"] if R["max_increase_30d"] > 0 else float("nan")
+    add("largest 30-day increase at least 30% lower", f"{100 * P['max_increase_30d']:.0f}% ({100 * red:.0f}% lower)",
+        f"{100 * R['max_increase_30d']:.0f}%", red >= 0.30)
+    add("peak-to-trough lower", f"{P['peak_to_trough']:.2f}", f"{R['peak_to_trough']:.2f}",
+        P["peak_to_trough"] < R["peak_to_trough"])
+    bd, rbd = P["bad_debt_musd"], R["bad_debt_musd"]
+    bred = (1 - bd / rbd) if rbd > 0 else (0.0 if bd == 0 else -np.inf)
+    add("bad debt over the evaluation period at least 50% lower", f"{bd:.3f} USD m ({100 * bred:.0f}% lower)",
+        f"{rbd:.3f} USD m", bred >= 0.5)
+    for w in windows:
+        x, rx = P["stress_bad_debt_musd"][w], R["stress_bad_debt_musd"].get(w, 0.0)
+        add(f"bad debt in stress window {w} no higher", f"{x:.3f} USD m", f"{rx:.3f} USD m", x <= rx)
+    return rows
+
+
+def verdict_markdown(m: Mapping, rows: list[tuple], summ: Mapping[str, Mapping], pred: str, best: str, *, seed,
+                  policy_file, seconds: float) -> str:
+    """The test table: the verdict rows of :func:`verdict_rows`, then every policy's summary (margins in %, bad
+    debt in USD m, stress-window bad debt, exceptions per series, passes)."""
+    c = m["config"]
+    L = [f"# Test period {c['eval_start']} .. {c['end']} (models fitted to {c['train_end']}; book opened "
+         f"{c['start']}, {c['accounts']:,} accounts, seed {seed}; horizon {c['horizon']})", "",
+         f"Predictive: {pred} (conf/policy/{policy_file}.yaml); best reactive by per-side coverage then "
+         f"cost: {best}. Run once; {seconds:.0f} s.", "",
+         "| target | " + pred + " | " + best + " | verdict |", "|---|---|---|---|"]
+    L += [f"| {a} | {b} | {r} | {v} |" for a, b, r, v in rows]
+    L += ["", "All policies:", "", "| policy | avg margin | max 30d inc | peak/trough | bad debt (USD m) | "
+          + " | ".join(f"stress {w}" for w in m["policies"][pred]["stress"]) + " | exceptions per series | passes |",
+          "|---|---|---|---|---|" + "---|" * len(m["policies"][pred]["stress"]) + "---|---|"]
+    for k, s in summ.items():
+        L.append(f"| {k} | {100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | "
+                 f"{s['peak_to_trough']:.2f} | {s['bad_debt_musd']:.3f} | "
+                 + " | ".join(f"{v:.3f}" for v in s["stress_bad_debt_musd"].values())
+                 + f" | {s['exceptions']} | {s['passes']} |")
+    return "\n".join(L)
+
+
+def ablation_markdown(rows: Mapping[str, tuple[Mapping, Mapping]], *, eval_start, end, train_end) -> str:
+    """The ablation table: ``rows`` is ``{variant: (parameter overrides, summary of :func:`objectives`)}``."""
+    L = [f"# Ablation on {eval_start} .. {end} (models fitted to {train_end})", "",
+         "| variant | overrides | exceptions per series | passes | avg margin | max 30d inc | max 1d inc | "
+         "peak/trough | bad debt (USD m) |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, (over, s) in rows.items():
+        L.append(f"| {label} | {over or '-'} | {s['exceptions']} | {s['passes']} (min p {s['min_p']:.3f}) | "
+                 f"{100 * s['avg_margin']:.2f}% | {100 * s['max_increase_30d']:.0f}% | "
+                 f"{100 * s['max_increase_1d']:.0f}% | {s['peak_to_trough']:.2f} | {s['bad_debt_musd']:.3f} |")
+    return "\n".join(L)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _cov_ref(c: Mapping) -> str:
+    return f"{c['exceptions']} exc., {c['kupiec_p']:.3f} / {c['christoffersen_p_ind']:.3f} / {c['christoffersen_p_cc']:.3f}"
+
+
+def json_default(x):
+    """``json.dumps(default=...)`` for metrics: NumPy scalars and arrays as Python values, anything else as str."""
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
