@@ -51,7 +51,8 @@ from omegaconf import DictConfig, OmegaConf
 from experiments._cli import hydra_app
 from margin.simulation.tuning import (  # noqa: F401  (re-exported: experiments.tune_policy.<name>)
     PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choose, common_dates, json_default,
-    mark_pareto, objectives, pareto_markdown, pareto_mask, per_side_metrics, slack, verdict_markdown, verdict_rows)
+    mark_pareto, objectives, pareto_markdown, pareto_mask, pareto_report, per_side_metrics, read_trials, slack,
+    verdict_report, verdict_markdown, verdict_rows)
 
 log = logging.getLogger(__name__)
 
@@ -142,22 +143,11 @@ def reactive_baselines(cfg: DictConfig) -> dict[str, dict]:
 def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     if not cfg.get("sweep_dir"):
         raise ValueError("sweep_dir: set it to the multirun directory of the sweep (mode=pareto)")
-    trials = []
-    for p in sorted(Path(cfg.sweep_dir).rglob("trial.json")):
-        t = json.loads(p.read_text())
-        t["dir"] = str(p.parent)
-        trials.append(t)
-    if not trials:
-        raise FileNotFoundError(f"sweep_dir: no trial.json below {cfg.sweep_dir}")
+    trials = read_trials(cfg.sweep_dir)
     passing = mark_pareto(trials)
-    ref = reactive_baselines(cfg)
-    best = best_reactive(ref)
-    chosen = choose(trials, ref[best])
-    front = sorted([t for t in passing if t.get("pareto")], key=lambda t: t["summary"]["avg_margin"])
-    L = pareto_markdown(trials, passing, front, ref, best, list(cfg.tune.report_keys),
-                        eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
-    result = {"n_trials": len(trials), "n_passing": len(passing), "front": front, "reactive": ref,
-              "best_reactive": best, "chosen": chosen}
+    result, L = pareto_report(trials, passing, reactive_baselines(cfg), list(cfg.tune.report_keys),
+                              eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
+    chosen = result["chosen"]
     if chosen is not None:
         L += ["", f"Chosen (most targets met on validation, then largest worst slack): {chosen['dir']}", "",
               "```yaml", _policy_yaml(chosen["policy"], cfg), "```"]
@@ -204,15 +194,9 @@ def run_test(cfg: DictConfig, output_dir: Path | None) -> dict:
     t0 = time.perf_counter()
     m = evaluate(tcfg)
     secs = time.perf_counter() - t0
-    summ = {k: objectives(v)[1] for k, v in m["policies"].items()}
-    pred = next(iter(m["policies"]))
-    react = {k: v for k, v in summ.items() if k != pred}
-    best = best_reactive(react)
-    rows = verdict_rows(m, summ, pred, best, eval_start=tcfg.eval_start, end=tcfg.end)
-    text = verdict_markdown(m, rows, summ, pred, best, seed=tcfg.seed, policy_file=cfg.policy_file,
-                            seconds=secs)
+    res, text = verdict_report(m, secs, eval_start=tcfg.eval_start, end=tcfg.end, seed=tcfg.seed,
+                            policy_file=cfg.policy_file)
     print(text)
-    res = {"table": rows, "summaries": summ, "best_reactive": best, "predictive": pred, "seconds": secs}
     if output_dir is not None:
         Path(output_dir, "test_table.md").write_text(text + "\n")
         Path(output_dir, "test_metrics.json").write_text(json.dumps({**res, "metrics": m}, indent=1, default=json_default))
@@ -244,18 +228,11 @@ def main(cfg: DictConfig):
 
     out = Path(HydraConfig.get().runtime.output_dir)
     mode = str(cfg.mode)
-    if mode == "trial":
-        return run_trial(cfg, out)
-    if mode == "pareto":
-        run_pareto(cfg, out)
-        return None
-    if mode == "test":
-        run_test(cfg, out)
-        return None
-    if mode == "ablation":
-        run_ablation(cfg, out)
-        return None
-    raise ValueError(f"mode: must be trial, pareto, test or ablation, got {mode!r}")
+    run = {"trial": run_trial, "pareto": run_pareto, "test": run_test, "ablation": run_ablation}.get(mode)
+    if run is None:
+        raise ValueError(f"mode: must be trial, pareto, test or ablation, got {mode!r}")
+    res = run(cfg, out)
+    return res if mode == "trial" else None     # the sweeper reads a trial's objectives
 
 
 if __name__ == "__main__":

@@ -9,15 +9,16 @@ run a trial from forecasts it already has:
 * :func:`common_dates`, :func:`per_side_metrics`: per-side coverage (longs judged against ``scan_down``, shorts
   against ``scan_up``; Kupiec POF and Christoffersen per asset x side) and procyclicality of policies;
 * :func:`objectives` (three values to MINIMISE, raised by :data:`PENALTY` when coverage fails), :func:`pareto_mask`,
-  :func:`slack`, :func:`choose`, :func:`best_reactive`, :func:`mark_pareto`;
-* :func:`pareto_markdown`, :func:`verdict_rows`, :func:`verdict_markdown`, :func:`ablation_markdown`,
-  :func:`json_default`.
+  :func:`slack`, :func:`choose`, :func:`best_reactive`, :func:`read_trials`, :func:`mark_pareto`;
+* :func:`pareto_report`, :func:`pareto_markdown`, :func:`verdict_report` (the test period's verdicts),
+  :func:`verdict_rows`, :func:`verdict_markdown`, :func:`ablation_markdown`, :func:`json_default`.
 
 ``margin`` imports neither ``predictive`` nor ``zkproofs``.
 """
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -199,6 +200,19 @@ def best_reactive(summaries: Mapping[str, Mapping]) -> str:
 
 
 
+def read_trials(sweep_dir: str | Path) -> list[dict]:
+    """Every ``trial.json`` below ``sweep_dir`` (sorted by path), each with ``"dir"`` set to its directory.
+    Raises FileNotFoundError if there is none."""
+    trials = []
+    for p in sorted(Path(sweep_dir).rglob("trial.json")):
+        t = json.loads(p.read_text())
+        t["dir"] = str(p.parent)
+        trials.append(t)
+    if not trials:
+        raise FileNotFoundError(f"sweep_dir: no trial.json below {sweep_dir}")
+    return trials
+
+
 def mark_pareto(trials: list[dict]) -> list[dict]:
     """Set ``t["pareto"]`` on every PASSING trial (``t["summary"]["passes"]``): on the Pareto front of (avg margin,
     largest 30-day increase, bad debt) among the passing trials. Returns the passing trials."""
@@ -235,6 +249,34 @@ def pareto_markdown(trials: list[dict], passing: list[dict], front: list[dict], 
                  f" peak/trough {s['peak_to_trough']:.2f}, bad debt {s['bad_debt_musd']:.3f} USD m, passes "
                  f"{s['passes']} (min p {s['min_p']:.3f})")
     return L
+
+
+def pareto_report(trials: list[dict], passing: list[dict], ref: Mapping[str, Mapping], keys: list[str], *,
+                  eval_start, end, train_end) -> tuple[dict, list[str]]:
+    """Choose among ``trials`` (``passing`` marked by :func:`mark_pareto`) against the best of the reactive
+    summaries ``ref`` (:func:`best_reactive`, :func:`choose`). Returns (``{"n_trials", "n_passing", "front" (sorted
+    by avg margin), "reactive", "best_reactive", "chosen" (a trial or None)}``, Markdown lines of
+    :func:`pareto_markdown`)."""
+    best = best_reactive(ref)
+    chosen = choose(trials, ref[best])
+    front = sorted([t for t in passing if t.get("pareto")], key=lambda t: t["summary"]["avg_margin"])
+    L = pareto_markdown(trials, passing, front, ref, best, keys, eval_start=eval_start, end=end, train_end=train_end)
+    result = {"n_trials": len(trials), "n_passing": len(passing), "front": front, "reactive": ref,
+              "best_reactive": best, "chosen": chosen}
+    return result, L
+
+
+def verdict_report(m: Mapping, seconds: float, *, eval_start, end, seed, policy_file) -> tuple[dict, str]:
+    """Verdicts of the test period from backtest metrics ``m`` (first policy = the predictive one, the others
+    reactive, each with a ``per_side`` block). Returns (``{"table": rows of :func:`verdict_rows`, "summaries",
+    "best_reactive", "predictive", "seconds"}``, the Markdown of :func:`verdict_markdown`)."""
+    summ = {k: objectives(v)[1] for k, v in m["policies"].items()}
+    pred = next(iter(m["policies"]))
+    react = {k: v for k, v in summ.items() if k != pred}
+    best = best_reactive(react)
+    rows = verdict_rows(m, summ, pred, best, eval_start=eval_start, end=end)
+    text = verdict_markdown(m, rows, summ, pred, best, seed=seed, policy_file=policy_file, seconds=seconds)
+    return {"table": rows, "summaries": summ, "best_reactive": best, "predictive": pred, "seconds": seconds}, text
 
 
 def verdict_rows(m: Mapping, summ: Mapping[str, Mapping], pred: str, best: str, *, eval_start,
