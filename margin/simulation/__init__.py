@@ -11,6 +11,8 @@ in this package, the backtest built from them:
 - :mod:`margin.simulation.intraday`: hourly liquidation steps with margin set daily;
 - :mod:`margin.simulation.backtest`: :func:`run_venue_backtest`, prices + forecast arrays in, metrics out;
 - :mod:`margin.simulation.report`: Markdown report and plots.
+- :mod:`margin.simulation.tuning`: tuning a policy on a validation period (per-side coverage, objectives,
+  Pareto front, choice rule, target slack, tables; the library of ``experiments.tune_policy``).
 
 The building blocks of the other modules are re-exported here too, so that ``from margin.simulation import ...``
 covers the whole layer: :class:`Book`, :func:`synthetic_book`, :func:`load_positions`, :class:`LiquidationParams`,

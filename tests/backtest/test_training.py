@@ -35,7 +35,8 @@ def test_har_gets_the_app_horizon():
 
 
 def test_margin_imports_neither_predictive_nor_zkproofs():
-    code = ("import sys, margin, margin.simulation, margin.simulation.liquidation, margin.simulation.book;"
+    code = ("import sys, margin, margin.simulation, margin.simulation.liquidation, margin.simulation.book,"
+            " margin.simulation.tuning;"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('predictive', 'zkproofs')];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
