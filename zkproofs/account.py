@@ -99,8 +99,9 @@ def _exact(v, name: str, line: str, col: str) -> Fraction:
     return Fraction(d)
 
 
-def _records(path: Path) -> list[tuple[str, dict]]:
-    """(line label, {column: cell}) per data row; CSV lines are counted as in the file (header = line 1)."""
+def _records(path: Path) -> tuple[list[tuple[str, dict]], list[str]]:
+    """((line label, {column: cell}) per data row, column names); CSV lines are counted as in the file (header =
+    line 1)."""
     if path.suffix in (".parquet", ".pq"):
         try:
             df = pd.read_parquet(path)
