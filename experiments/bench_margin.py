@@ -145,7 +145,7 @@ def bench(n_accounts=1_000_000, n_instruments=64, n_scenarios=32, n_options=1_00
     out["n_options"] = n_options
     blk = dict(blocks or {})
     if blk.pop("enabled", False):
-        out.update(bench_blocks(repeats=repeats, seed=seed, **blk))
+        out.update(bench_blocks(**{"repeats": repeats, "seed": seed, **blk}))
     return out
 
 
