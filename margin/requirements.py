@@ -59,6 +59,14 @@ __all__ = [
 # fori_loop. Measured on 2 CPU cores: blocking into cache-sized chunks (lax.map / fori_loop over 1-16k rows) was
 # 1.3-4x SLOWER than one fused matmul + min (XLA:CPU loop bodies run smaller GEMMs), and host-side chunking
 # (slicing + device_put per chunk) was ~10x slower (fresh-page copies), so chunks are large and only bound memory.
+# Why (jax 0.10.2, XLA:CPU, 2 cores, issue 13 item 5): the dot + min over scenarios + clip + add-on compile to ONE
+# YNNPACK custom fusion (``__ynn_fusion`` in the optimized HLO), so the (N, S) P&L is never written; the dense
+# kernel ran at 0.92-0.95 of the 4096^2 sgemm rate of the same rounds, and the block kernel's B dots fuse the
+# same way. Measured against the block kernel on the 1,000,000 x 4 x 16 x 16 book and rejected: a batched einsum
+# 'nbi,bis->nbs' / 'bni,bis->bns' (not fused: 37x / 11x slower), scenario-major 'ni,is->sn' (22x), pairing
+# blocks into 32 x 32 block-diagonal dots (6x), row slices of the blocks inside the kernel (they break the
+# fusion: 5-7x), fori_loop / lax.map over 16k-128k-row chunks (block 1.3-2x, dense 1.2-2.7x slower),
+# per-executable XLA options (ynn/xnn fusion types, fast min/max, 512-bit vectors: within +-3%, noise).
 MAX_CHUNK_ELEMENTS = 1 << 25
 DEFAULT_CHUNK = None
 
