@@ -61,12 +61,16 @@ __all__ = [
 # (slicing + device_put per chunk) was ~10x slower (fresh-page copies), so chunks are large and only bound memory.
 # Why (jax 0.10.2, XLA:CPU, 2 cores, issue 13 item 5): the dot + min over scenarios + clip + add-on compile to ONE
 # YNNPACK custom fusion (``__ynn_fusion`` in the optimized HLO), so the (N, S) P&L is never written; the dense
-# kernel ran at 0.92-0.95 of the 4096^2 sgemm rate of the same rounds, and the block kernel's B dots fuse the
-# same way. Measured against the block kernel on the 1,000,000 x 4 x 16 x 16 book and rejected: a batched einsum
-# 'nbi,bis->nbs' / 'bni,bis->bns' (not fused: 37x / 11x slower), scenario-major 'ni,is->sn' (22x), pairing
-# blocks into 32 x 32 block-diagonal dots (6x), row slices of the blocks inside the kernel (they break the
-# fusion: 5-7x), fori_loop / lax.map over 16k-128k-row chunks (block 1.3-2x, dense 1.2-2.7x slower),
-# per-executable XLA options (ynn/xnn fusion types, fast min/max, 512-bit vectors: within +-3%, noise).
+# kernel ran at 0.76-0.95 of the 4096^2 sgemm rate of the same rounds (sgemm 350-410 GFLOP/s), and the block
+# kernel's B dots fuse the same way. The dense gap is the memory stream, not the fusion: the same kernel called
+# 61 times on one cache-resident 16,384-row chunk ran at 388 GFLOP/s (0.98 of sgemm), while 10^6 rows stream
+# 256 MB of positions from DRAM (one streaming pass alone takes 8-9 ms of the ~25 ms). Measured on the
+# 1,000,000 x 4 x 16 x 16 book and rejected: a batched einsum 'nbi,bis->nbs' / 'bni,bis->bns' (not fused: 37x /
+# 11x slower than the block kernel), scenario-major 'ni,is->sn' (22x), pairing blocks into 32 x 32
+# block-diagonal dots (6x), row slices inside the kernel (they break the fusion: 5-7x, also unrolled static
+# chunks), fori_loop / lax.map over 8k-128k-row chunks, with or without copying each chunk into its own buffer
+# (block 1.3-2.5x, dense 1.0-2.7x slower), per-executable XLA options (ynn/xnn fusion types, fast min/max,
+# 512-bit vectors: within +-3%, noise).
 MAX_CHUNK_ELEMENTS = 1 << 25
 DEFAULT_CHUNK = None
 
