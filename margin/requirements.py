@@ -380,7 +380,7 @@ def _block_kernel(xs, addons, ls):
 
 @partial(jax.jit, static_argnames=("chunk",))
 def _block_chunked(xs, addons, ls, chunk):
-    n = addons.shape[0]
+    n = xs[0].shape[0]
     nb, rem = divmod(n, chunk)
 
     def body(b, out):
@@ -428,13 +428,14 @@ def portfolio_margin_blocks(position_blocks, pnl_blocks, addons=None, *, chunk_s
             _check_fast_finite(f"pnl_blocks[{b}]", lb)
     xs = [jnp.asarray(xb, dtype) for xb in xs]
     ls = [jnp.asarray(lb, dtype) for lb in ls]
+    # no add-ons / a scalar add-on stay shape () and broadcast inside the kernel (no (N,) buffer per call)
     if addons is None:
-        a = jnp.zeros((n,), dtype)
+        a = jnp.zeros((), dtype)
     else:
         a_np = check_nonnegative("addons", addons) if validate and not isinstance(addons, jax.Array) else addons
         if np.shape(a_np) not in ((n,), ()):
             raise MarginInputError("addons", f"must have shape ({n},) or (), got {np.shape(a_np)}")
-        a = jnp.broadcast_to(jnp.asarray(a_np, dtype), (n,))
+        a = jnp.asarray(a_np, dtype)
     chunk = _chunk(n, max(int(np.shape(lb)[1]) for lb in ls), chunk_size)
     if chunk >= n:
         return _block_kernel(xs, a, ls)

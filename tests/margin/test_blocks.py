@@ -113,3 +113,18 @@ def test_block_kernel_equals_dense_on_bench_book(chunk):
                                                         layout.pnl_blocks(lm.astype(dt)), dtype=dt,
                                                         chunk_size=chunk))
         np.testing.assert_allclose(got, dense, rtol=tol, atol=tol * max(1.0, float(np.abs(dense).max())))
+
+
+@pytest.mark.parametrize("chunk", [None, 64])
+@pytest.mark.parametrize("addons", [None, 0.25, "vector"])
+def test_block_kernel_addons_none_scalar_vector(chunk, addons):
+    """No add-ons and a scalar add-on broadcast inside the block kernel: (N,) result equal to the dense kernel."""
+    rng = np.random.default_rng(7)
+    x, lm = _block_book(rng, n=203)
+    layout = margin.detect_block_layout(lm)
+    a = rng.uniform(0, 0.3, x.shape[0]) if addons == "vector" else addons
+    dense = np.asarray(margin.portfolio_margin(x, lm, a, dtype=jnp.float64, chunk_size=chunk))
+    got = margin.portfolio_margin_blocks(margin.split_positions(x, layout, jnp.float64), layout.pnl_blocks(lm), a,
+                                         dtype=jnp.float64, chunk_size=chunk)
+    assert got.shape == (x.shape[0],) and got.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got), dense, rtol=1e-13, atol=1e-13)
