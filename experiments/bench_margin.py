@@ -195,7 +195,7 @@ def bench_blocks(n_accounts=1_000_000, n_underlyings=4, per_underlying=16, sgemm
     lmj = jnp.asarray(lm, jnp.float32)
     zeros = jnp.zeros((n_accounts,), jnp.float32)
     xs = margin.split_positions(x_np, layout)
-    ls = layout.pnl_blocks(lm.astype(np.float32))
+    ls = tuple(jnp.asarray(b) for b in layout.pnl_blocks(lm.astype(np.float32)))  # on device, as the dense lmj
     a = jnp.asarray(rng.standard_normal((sgemm_n, sgemm_n)), jnp.float32)
     mm = jax.jit(lambda a: a @ a)
     # dense, block and sgemm timed in the same rounds (same warm-up, best of the same number of repeats)
