@@ -17,6 +17,7 @@ and their targets go through :mod:`experiments.bench_report` (``bench_margin.jso
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -41,6 +42,21 @@ def _best(fn, repeats: int) -> float:
         jax.block_until_ready(fn())
         ts.append(time.perf_counter() - t0)
     return min(ts)
+
+
+def _best_interleaved(fns: dict, repeats: int) -> dict:
+    """Best wall time (s) of each callable in ``fns`` over ``repeats`` rounds after one warm-up call of each; every
+    round calls each callable once in turn (blocking on JAX results), so load that drifts during the run (a shared
+    machine) hits every figure alike instead of whichever phase it happened to fall on."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    ts = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            ts[k].append(time.perf_counter() - t0)
+    return {k: min(v) for k, v in ts.items()}
 
 
 def _numpy_greeks(f, k, t, v, c):
@@ -129,7 +145,7 @@ def bench(n_accounts=1_000_000, n_instruments=64, n_scenarios=32, n_options=1_00
     out["n_options"] = n_options
     blk = dict(blocks or {})
     if blk.pop("enabled", False):
-        out.update(bench_blocks(repeats=repeats, seed=seed, **blk))
+        out.update(bench_blocks(**{"repeats": repeats, "seed": seed, **blk}))
     return out
 
 
@@ -178,23 +194,28 @@ def bench_blocks(n_accounts=1_000_000, n_underlyings=4, per_underlying=16, sgemm
     x = jnp.asarray(x_np)
     lmj = jnp.asarray(lm, jnp.float32)
     zeros = jnp.zeros((n_accounts,), jnp.float32)
-    out["dense_s"] = _best(lambda: _portfolio_kernel(x, zeros, lmj), repeats)
-    dense = np.asarray(_portfolio_kernel(x, zeros, lmj))
     xs = margin.split_positions(x_np, layout)
-    ls = layout.pnl_blocks(lm.astype(np.float32))
-    out["block_s"] = _best(lambda: margin.portfolio_margin_blocks(xs, ls, validate=False), repeats)
-    out["block_from_dense_s"] = _best(lambda: margin.portfolio_margin(x, lm, blocks=layout, validate=False),
-                                      repeats)
+    ls = tuple(jnp.asarray(b) for b in layout.pnl_blocks(lm.astype(np.float32)))  # on device, as the dense lmj
+    a = jnp.asarray(rng.standard_normal((sgemm_n, sgemm_n)), jnp.float32)
+    mm = jax.jit(lambda a: a @ a)
+    # dense, block and sgemm timed in the same rounds (same warm-up, best of the same number of repeats)
+    out["block_loadavg_before"] = os.getloadavg()[0]
+    t = _best_interleaved({
+        "sgemm_s": lambda: mm(a),
+        "dense_s": lambda: _portfolio_kernel(x, zeros, lmj),
+        "block_s": lambda: margin.portfolio_margin_blocks(xs, ls, validate=False),
+        "block_from_dense_s": lambda: margin.portfolio_margin(x, lm, blocks=layout, validate=False),
+    }, repeats)
+    out["block_loadavg_after"] = os.getloadavg()[0]
+    out.update(t)
+    dense = np.asarray(_portfolio_kernel(x, zeros, lmj))
     got = np.asarray(margin.portfolio_margin_blocks(xs, ls, validate=False))
     out["block_max_abs_diff"] = float(np.max(np.abs(got - dense)))
     out["block_max_rel_diff"] = float(np.max(np.abs(got - dense) / np.maximum(1.0, np.abs(dense))))
     ref64 = np.asarray(margin.portfolio_margin(x_np[:2000], lm, dtype=jnp.float64))
     out["block_ref64_max_rel_diff"] = float(np.max(np.abs(got[:2000] - ref64) / np.maximum(1.0, np.abs(ref64))))
-    del x, xs
-    a = jnp.asarray(rng.standard_normal((sgemm_n, sgemm_n)), jnp.float32)
-    mm = jax.jit(lambda a: a @ a)
+    del x, xs, a
     out["sgemm_n"] = sgemm_n
-    out["sgemm_s"] = _best(lambda: mm(a), max(2, repeats // 2))
     out["sgemm_gflops"] = 2 * sgemm_n ** 3 / out["sgemm_s"] / 1e9
     out["dense_gflops"] = 2 * n_accounts * n_i * n_s / out["dense_s"] / 1e9
     out["block_useful_gflops"] = 2 * n_accounts * n_i * n_s * out["block_flop_fraction"] / out["block_s"] / 1e9
@@ -227,7 +248,9 @@ def rows(r: dict) -> list:
         sp = r["dense_s"] / r["block_s"]
         out += [
             Row(f"sgemm rate, {r['sgemm_n']}^2 float32 matmul (JAX)", r["sgemm_gflops"], "GFLOP/s",
-                note=f"{r['sgemm_s'] * 1e3:.1f} ms; the machine's limit in this run"),
+                note=f"{r['sgemm_s'] * 1e3:.1f} ms; the machine's limit in this run; timed in the same rounds as "
+                     f"the kernels below (load average {r['block_loadavg_before']:.2f} -> "
+                     f"{r['block_loadavg_after']:.2f})"),
             Row(f"dense kernel, {bshape}", r["dense_s"] * 1e3, "ms",
                 note=f"{r['block_n_accounts'] / r['dense_s']:,.0f} accounts/s, {r['dense_gflops']:.0f} GFLOP/s"),
             Row("dense kernel rate vs sgemm rate (sgemm / dense)", r["sgemm_gflops"] / r["dense_gflops"], "x",
