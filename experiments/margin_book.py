@@ -18,13 +18,13 @@ import resource
 import time
 from pathlib import Path
 
-import hydra
 import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import margin
+from experiments._cli import hydra_app
 from experiments.bench_report import Row, write_report
 from margin.rules import book_margin as bm
 from margin.rules.book_margin import Histograms, list_parts, load_instruments, read_part  # noqa: F401 (re-exported)
@@ -202,8 +202,7 @@ def run(cfg: DictConfig, out_dir) -> dict:
     return res
 
 
-@hydra.main(version_base=None, config_path=str(Path(__file__).resolve().parents[1] / "conf"),
-            config_name="margin_book")
+@hydra_app("margin_book")
 def main(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 

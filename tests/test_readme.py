@@ -116,7 +116,7 @@ BENCH = {
     "experiments.bench_margin": "n_accounts=2000 n_options=2000 loop_sample=20 repeats=1",
     "experiments.bench_proofs": "repeats=1 account_repeats=1 batch_size=2 pyecc=false ipa_sizes=[64]",
     "experiments.bench_backtest": "--accounts 200 --start 2021-01-01 --end 2021-02-28",
-    "experiments.bench_regime_net": "--horizons 1 --presets regime_net_fast",
+    "experiments.bench_regime_net": "--horizon 1 --presets regime_net_fast",
     "experiments.bench_solvency": "--accounts 8 --speedup-accounts 4 --inclusion-sample 2",
     "experiments.margin_book": "mode=bench book_dir=bench_book generate.n_accounts=2000 bench.in_memory_accounts=2000",
 }
