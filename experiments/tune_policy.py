@@ -174,8 +174,8 @@ def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
             "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then the most issue-10 targets\n"
             "# met against the best reactive policy, ties by the largest worst slack (experiments.tune_policy.choose).\n"
             "# Design: margin/simulation/policies.py.\n"
-            "# Needs the k-day forecast `lookahead_model` (models.regime_net_k in conf/tune_policy.yaml): run it with\n"
-            "# `python -m experiments.tune_policy mode=test`; from experiments.backtest use policy=predictive_smooth_nolook.\n")
+            "# Needs the k-day forecast `lookahead_model` (models.regime_net_k: a RegimeNet with forecast_horizon: k, in\n"
+            "# conf/backtest.yaml and conf/tune_policy.yaml); policy=predictive_smooth_nolook drops the foresight.\n")
     body = {k: v for k, v in policy.items() if k != "defaults"}
     return head + "defaults:\n  - _apc\n  - _self_\n" + OmegaConf.to_yaml(OmegaConf.create(body))
 
