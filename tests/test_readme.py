@@ -95,7 +95,8 @@ COMMANDS: dict[str, Spec] = {
     "python -m experiments.forecast model=regime_net horizon=5 assets=[BTC,ETH,BNB] holdout=BNB":
         Spec(FORECAST + " model.max_epochs=2 model.n_ensemble=1", slow=True),
     "python -m experiments.backtest policy=predictive_smooth liquidation.frequency=hourly":
-        Spec(BACKTEST + " compare=[] liquidation.hourly_comparison=false", slow=True),
+        Spec(BACKTEST.replace("data.use_hourly=false", "data.use_hourly=true")  # hourly steps need hourly bars
+             + " compare=[] liquidation.hourly_comparison=false", slow=True),
     TUNE: Spec(TUNE_TINY + " hydra.sweeper.n_trials=2 hydra.sweeper.n_jobs=1", slow=True),
     "python -m experiments.tune_policy mode=pareto sweep_dir=multirun/tune_policy/<date>/<time>":
         Spec(TUNE_TINY, files={"multirun/tune_policy/<date>/<time>": "glob:multirun/tune_policy/*/*"},
