@@ -318,21 +318,11 @@ def verify_solvency_file(path: str | Path, *, backend="arkworks", progress: bool
         return verify_bundle_dict(bundle, load_shard=load_shard, backend=backend, progress=progress)
     from ..errors import ProofError
     from ..group import get_backend
-    from .protocol import VerifiedShard, parse_header, verify_top
+    from .protocol import VerifiedShard, check_bundle_layout, verify_top
 
     try:
-        if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or \
-                set(bundle) != {"format", "version", "curve", "dst_version", "statement", "shards", "top_proofs"} \
-                or type(bundle["version"]) is not int or bundle["version"] != SOLVENCY_VERSION or \
-                bundle["curve"] != "BLS12-381-G1" or type(bundle["dst_version"]) is not int or \
-                bundle["dst_version"] != 1:
-            raise MalformedProof("not a v1 solvency bundle")
-        p, header = parse_header(bundle["statement"])
+        p, header, k, T, refs = check_bundle_layout(bundle)
         n = header["n_leaves"]
-        k, T = shard_layout(n, p.shard_size)
-        refs = bundle["shards"]
-        if not isinstance(refs, list) or len(refs) != T:
-            raise MalformedProof(f"expected {T} shards for {n} leaves")
         started = ray_init(workers)
         try:
             res = _Ray(workers).map(_verify_task, [(header, t, refs[t], str(Path(path).resolve())) for t in range(T)],

@@ -330,6 +330,27 @@ def verify_top(p: SolvencyParams, header: dict, shards: Sequence[VerifiedShard],
     check_all(be, terms, dst_version)
 
 
+def check_bundle_layout(bundle):
+    """The public bundle's outer layout: exact keys, format, version, curve and DST version, the statement header,
+    and one shard reference per shard. Returns ``(params, header, leaves per shard, number of shards, shard refs)``.
+
+    Raises:
+        MalformedProof: anything else (never another exception type on hostile input of these fields).
+    """
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or \
+            not _exact(bundle.get("version"), SOLVENCY_VERSION) or \
+            set(bundle) != {"format", "version", "curve", "dst_version", "statement", "shards", "top_proofs"}:
+        raise MalformedProof("not a v1 solvency bundle")
+    if bundle["curve"] != "BLS12-381-G1" or not _exact(bundle["dst_version"], 1):
+        raise MalformedProof("unsupported curve or DST version")
+    p, header = parse_header(bundle["statement"])
+    k, T = shard_layout(header["n_leaves"], p.shard_size)
+    refs = bundle["shards"]
+    if not isinstance(refs, list) or len(refs) != T:
+        raise MalformedProof(f"expected {T} shards for {header['n_leaves']} leaves")
+    return p, header, k, T, refs
+
+
 def verify_bundle_dict(bundle: Any, *, load_shard=None, backend: str | GroupBackend = "arkworks",
                        progress: bool = False) -> dict:
     """Verify a public solvency bundle. ``bundle["shards"]`` holds the shard objects inline, or references
@@ -337,18 +358,8 @@ def verify_bundle_dict(bundle: Any, *, load_shard=None, backend: str | GroupBack
     Returns a summary (epoch, accounts, scenarios, F, R, ...). Raises a :class:`ProofError` subclass on
     rejection; never anything else on hostile input."""
     try:
-        if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or \
-                not _exact(bundle.get("version"), SOLVENCY_VERSION) or \
-                set(bundle) != {"format", "version", "curve", "dst_version", "statement", "shards", "top_proofs"}:
-            raise MalformedProof("not a v1 solvency bundle")
-        if bundle["curve"] != "BLS12-381-G1" or not _exact(bundle["dst_version"], 1):
-            raise MalformedProof("unsupported curve or DST version")
-        p, header = parse_header(bundle["statement"])
+        p, header, k, T, refs = check_bundle_layout(bundle)
         n = header["n_leaves"]
-        k, T = shard_layout(n, p.shard_size)
-        refs = bundle["shards"]
-        if not isinstance(refs, list) or len(refs) != T:
-            raise MalformedProof(f"expected {T} shards for {n} leaves")
         it = range(T)
         if progress:
             from tqdm import tqdm
