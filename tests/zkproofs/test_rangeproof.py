@@ -155,54 +155,13 @@ def test_hostile_json_rejected_with_typed_error():
             RangeProof.from_json(obj)
 
 
-def test_frozen_heart_weak_transcript_accepts_forgery_ours_refuses(ark, ark_gens):
+def test_frozen_heart_weak_transcript_accepts_forgery_ours_refuses(ark, ark_gens, frozen_heart_forgery):
     """Trail of Bits 2022 ("Frozen Heart"): if V is not absorbed before the challenges, a prover can choose V
     AFTER seeing them. Here the forger proves for value 0 but commits T1 to t1 + d, then solves for the V that
     balances the equation: it knows V's opening (v_f, gamma_f) and v_f is a random scalar (out of range)."""
-    n, N = 8, 8
-    B, Bb = ark_gens.B, ark_gens.B_blinding
-    G, H = ark_gens.G(N), ark_gens.H(N)
-    rnd = lambda: secrets.randbelow(R - 1) + 1  # noqa: E731
-    t = Transcript(b"weak")
-    from zkproofs.rangeproof import _domain_sep
-
-    _domain_sep(t, ark_gens, n, 1, 1)
-    t.append_message(b"V-derived", b"bound-by-statement")  # the weak transcript: V is NOT absorbed
-    alpha, rho = rnd(), rnd()
-    sL, sR = [rnd() for _ in range(N)], [rnd() for _ in range(N)]
-    A = ark.msm([Bb] + H, [alpha] + [R - 1] * N)
-    S = ark.msm([Bb] + G + H, [rho] + sL + sR)
-    t.append_message(b"A", ark.encode(A)); t.append_message(b"S", ark.encode(S))
-    y, z = t.challenge_scalar(b"y"), t.challenge_scalar(b"z")
-    zz = z * z % R
-    yp = [pow(y, i, R) for i in range(N)]
-    l0 = [(0 - z) % R] * N
-    r0 = [(yp[i] * (z - 1) + zz * (1 << i)) % R for i in range(N)]
-    r1 = [yp[i] * sR[i] % R for i in range(N)]
-    t1 = (sum(a * b for a, b in zip(l0, r1)) + sum(a * b for a, b in zip(sL, r0))) % R
-    t2 = sum(a * b for a, b in zip(sL, r1)) % R
-    d = rnd()
-    tau1, tau2 = rnd(), rnd()
-    T1 = ark.msm([B, Bb], [(t1 + d) % R, tau1])
-    T2 = ark.msm([B, Bb], [t2, tau2])
-    t.append_message(b"T1", ark.encode(T1)); t.append_message(b"T2", ark.encode(T2))
-    x = t.challenge_scalar(b"x")
-    lx = [(a + b * x) % R for a, b in zip(l0, sL)]
-    rx = [(a + b * x) % R for a, b in zip(r0, r1)]
-    t_x = sum(a * b for a, b in zip(lx, rx)) % R
-    t_xb = rnd()
-    e_bl = (alpha + rho * x) % R
-    t.append_scalar(b"t_x", t_x); t.append_scalar(b"t_x_blinding", t_xb); t.append_scalar(b"e_blinding", e_bl)
-    w = t.challenge_scalar(b"w")
-    yinv = pow(y, R - 2, R)
-    ipp = ipa_prove(ark, t, ark.mul(B, w), [1] * N, [pow(yinv, i, R) for i in range(N)], G, H, lx, rx)
-    forged = RangeProof(ark.encode(A), ark.encode(S), ark.encode(T1), ark.encode(T2), t_x, t_xb, e_bl, ipp)
-    # solve for V: z^2 V = (t_x - delta) B + t_xb Bb - x T1 - x^2 T2
-    delta = ((z - zz) * sum(yp) - z * zz * ((1 << n) - 1)) % R
-    zinv2 = pow(zz, R - 2, R)
-    v_f = zinv2 * (t_x - delta - x * (t1 + d) - x * x * t2) % R
-    g_f = zinv2 * (t_xb - x * tau1 - x * x * tau2) % R
-    V = ark.msm([B, Bb], [v_f, g_f])
+    n = 8
+    forged, v_f, g_f = frozen_heart_forgery(ark, ark_gens, Transcript(b"weak"), n)
+    V = ark.msm([ark_gens.B, ark_gens.B_blinding], [v_f, g_f])
     assert not 0 <= v_f < 2**n  # the forger knows an opening of V to a value far outside [0, 2^8)
     weak = range_verification_terms(forged, ark, ark_gens, Transcript(b"weak"), None, n, derived=([V], [[(0, 1)]]))
     assert check_terms(ark, ark_gens, [weak])  # the weakened verifier accepts the forgery

@@ -229,59 +229,14 @@ def test_uncovered_deficit_rejected(cheat, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- Frozen Heart (root)
-def _frozen_heart_forgery(be, gens, t, n):
-    """Trail of Bits 2022: with V not bound before the challenges, pick V after them (as in
-    tests/zkproofs/test_rangeproof.py). Returns the forged proof and the V = v_f B + g_f B_blinding it balances."""
-    from zkproofs import RangeProof
-    from zkproofs.innerproduct import ipa_prove
-    from zkproofs.rangeproof import _domain_sep
-
-    N = n
-    B, Bb, G, H = gens.B, gens.B_blinding, gens.G(N), gens.H(N)
-    rnd = lambda: random.randrange(1, R)  # noqa: E731
-    _domain_sep(t, gens, n, 1, 1)
-    t.append_message(b"V-derived", b"bound-by-statement")
-    alpha, rho = rnd(), rnd()
-    sL, sR = [rnd() for _ in range(N)], [rnd() for _ in range(N)]
-    A = be.msm([Bb] + H, [alpha] + [R - 1] * N)
-    S = be.msm([Bb] + G + H, [rho] + sL + sR)
-    t.append_message(b"A", be.encode(A)); t.append_message(b"S", be.encode(S))
-    y, z = t.challenge_scalar(b"y"), t.challenge_scalar(b"z")
-    zz = z * z % R
-    yp = [pow(y, i, R) for i in range(N)]
-    l0 = [(0 - z) % R] * N
-    r0 = [(yp[i] * (z - 1) + zz * (1 << i)) % R for i in range(N)]
-    r1 = [yp[i] * sR[i] % R for i in range(N)]
-    t1 = (sum(a * b for a, b in zip(l0, r1)) + sum(a * b for a, b in zip(sL, r0))) % R
-    t2 = sum(a * b for a, b in zip(sL, r1)) % R
-    d, tau1, tau2 = rnd(), rnd(), rnd()
-    T1, T2 = be.msm([B, Bb], [(t1 + d) % R, tau1]), be.msm([B, Bb], [t2, tau2])
-    t.append_message(b"T1", be.encode(T1)); t.append_message(b"T2", be.encode(T2))
-    x = t.challenge_scalar(b"x")
-    lx = [(a + b * x) % R for a, b in zip(l0, sL)]
-    rx = [(a + b * x) % R for a, b in zip(r0, r1)]
-    t_x = sum(a * b for a, b in zip(lx, rx)) % R
-    t_xb, e_bl = rnd(), (alpha + rho * x) % R
-    t.append_scalar(b"t_x", t_x); t.append_scalar(b"t_x_blinding", t_xb); t.append_scalar(b"e_blinding", e_bl)
-    w = t.challenge_scalar(b"w")
-    yinv = pow(y, R - 2, R)
-    ipp = ipa_prove(be, t, be.mul(B, w), [1] * N, [pow(yinv, i, R) for i in range(N)], G, H, lx, rx)
-    proof = RangeProof(be.encode(A), be.encode(S), be.encode(T1), be.encode(T2), t_x, t_xb, e_bl, ipp)
-    delta = ((z - zz) * sum(yp) - z * zz * ((1 << n) - 1)) % R
-    zi = pow(zz, R - 2, R)
-    v_f = zi * (t_x - delta - x * (t1 + d) - x * x * t2) % R
-    g_f = zi * (t_xb - x * tau1 - x * x * tau2) % R
-    return proof, v_f, g_f
-
-
-def test_transcript_omitting_root_admits_forged_reserves_proof_ours_refuses():
+def test_transcript_omitting_root_admits_forged_reserves_proof_ours_refuses(frozen_heart_forgery):
     """R - E >= 0 proved for a root commitment E chosen AFTER the challenges: a verifier whose transcript omits the
     root accepts an insolvent root (E = R + huge); ours absorbs the root first and rejects."""
     be, gens = get_backend(), get_generators()
     p = make_params(value_bits=8, Rv=100)
     header = {"params": p.to_json(), "n_leaves": 1, "root": {"commitment": "", "hash": "00" * 32}}
     weak = lambda: st.base_transcript(header, b"top", 0, absorb_root=False)  # noqa: E731
-    proof, v_f, g_f = _frozen_heart_forgery(be, gens, weak(), 8)
+    proof, v_f, g_f = frozen_heart_forgery(be, gens, weak(), 8)
     # claim "reserves - E" with V = R B - E: E := R B - V opens to R - v_f (far above R: insolvent)
     E = be.msm([gens.B, gens.B_blinding], [(p.reserves - v_f) % R, (-g_f) % R])
     assert not 0 <= v_f < 256  # R - E = v_f mod r: far outside [0, 2^8), E exceeds the reserves
