@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from margin.simulation.policies import load_forecast_arrays, save_forecast_arrays  # noqa: F401 (the .npz format)
+
 log = logging.getLogger(__name__)
 
 __all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_kwargs",
@@ -183,24 +185,3 @@ def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates
             sigma=np.stack(cols["sigma"], 1), q_lo=np.stack(cols["q_lo"], 1), q_hi=np.stack(cols["q_hi"], 1),
             p_high=np.stack(cols["p_high"], 1) if has_regimes else None)
     return out
-
-
-def save_forecast_arrays(path: str | Path, forecasts: Mapping) -> None:
-    """Save ``{model: ForecastArrays}`` to one ``.npz`` (written to a temporary file, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{n}.{f}": getattr(fc, f) for n, fc in forecasts.items()
-              for f in ("sigma", "q_lo", "q_hi", "p_high") if getattr(fc, f) is not None}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def load_forecast_arrays(path: str | Path) -> dict:
-    """Inverse of :func:`save_forecast_arrays`."""
-    from margin.simulation.policies import ForecastArrays
-
-    z = np.load(path)
-    names = sorted({k.split(".")[0] for k in z.files})
-    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
-                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}

@@ -92,6 +92,8 @@ __all__ = [
     "SmoothPredictivePolicy",
     "StaticPolicy",
     "buffer_release",
+    "load_forecast_arrays",
+    "save_forecast_arrays",
     "cap_daily_increase",
     "historical_move_quantile",
     "make_policy",
@@ -123,6 +125,31 @@ class ForecastArrays:
     q_lo: np.ndarray
     q_hi: np.ndarray
     p_high: np.ndarray | None = None
+
+
+_FORECAST_FIELDS = ("sigma", "q_lo", "q_hi", "p_high")
+
+
+def save_forecast_arrays(path, forecasts: Mapping[str, ForecastArrays]) -> None:
+    """Save ``{model: ForecastArrays}`` to one ``.npz`` (arrays ``"<model>.<field>"``; ``p_high`` only when set),
+    written to a temporary file, then renamed (a reader never sees half a file)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{n}.{f}": getattr(fc, f) for n, fc in forecasts.items()
+              for f in _FORECAST_FIELDS if getattr(fc, f) is not None}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_forecast_arrays(path) -> dict[str, ForecastArrays]:
+    """Inverse of :func:`save_forecast_arrays`."""
+    z = np.load(path)
+    names = sorted({k.split(".")[0] for k in z.files})
+    return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
+                              z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,27 +42,17 @@ def cached_forecasts(path: str | Path, compute: Callable[[], Mapping]) -> dict:
     the same ``path`` wait for ONE computation. Arrays are stored as ``"<model>.<field>"`` for the fields
     ``sigma, q_lo, q_hi, p_high`` (``p_high`` optional); written to a temporary file, then renamed.
     """
-    from margin.simulation.policies import ForecastArrays
+    from margin.simulation.policies import load_forecast_arrays, save_forecast_arrays
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
-            z = np.load(path)
-            names = sorted({k.split(".")[0] for k in z.files})
-            return {n: ForecastArrays(z[f"{n}.sigma"], z[f"{n}.q_lo"], z[f"{n}.q_hi"],
-                                      z[f"{n}.p_high"] if f"{n}.p_high" in z.files else None) for n in names}
+            return load_forecast_arrays(path)
         t0 = time.perf_counter()
         out = dict(compute())
-        arrays = {}
-        for name, fa in out.items():
-            for f in ("sigma", "q_lo", "q_hi", "p_high"):
-                if getattr(fa, f) is not None:
-                    arrays[f"{name}.{f}"] = getattr(fa, f)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        save_forecast_arrays(path, out)
         log.info("forecasts trained and cached in %.0f s: %s", time.perf_counter() - t0, path)
         return out
 
