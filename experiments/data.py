@@ -1,22 +1,16 @@
 """Feature frames for the Hydra apps: the embedded data set unless ``cfg.data.<kind>.<asset>`` names a user file.
 
-Shared by ``experiments.forecast``, ``experiments.backtest`` and ``experiments.run`` so that every app reads the
-same files with the same validation (``predictive.load_ohlcv`` / ``load_hourly`` / ``load_funding``).
+Shared by ``experiments.forecast``, ``experiments.backtest``, ``experiments.run`` and ``experiments.tune_policy``
+so that every app reads the same files with the same validation (:func:`predictive.evaluation.load_asset_features`).
 """
 from __future__ import annotations
 
 import pandas as pd
 from omegaconf import DictConfig
 
-from predictive.data import load_ohlcv
-from predictive.features import build_features
-from predictive.intraday import load_funding, load_hourly
-
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-
 
 def load_features(cfg: DictConfig, *, with_prices: bool = False) -> dict[str, pd.DataFrame]:
-    """Feature frames per asset in ``cfg.assets`` (see :func:`predictive.features.build_features`).
+    """:func:`predictive.evaluation.load_asset_features` with the app's ``assets`` and ``data`` settings.
 
     Args:
         cfg: a config with ``assets`` and ``data.{daily,hourly,funding}`` (asset -> path overrides; an asset
@@ -31,20 +25,14 @@ def load_features(cfg: DictConfig, *, with_prices: bool = False) -> dict[str, pd
         predictive.DataValidationError: a file is malformed or has a gap (names file, line, column and value).
     """
     from experiments.schema import asset_files
+    from predictive.evaluation import load_asset_features
 
+    files = asset_files(cfg)  # every file the settings need exists, else ConfigError naming the key
+    paths = {kind: {a: str(f[kind]) for a, f in files.items() if kind in f} for kind in ("daily", "hourly", "funding")}
     d = cfg.data
-    max_gap = int(d.get("max_gap_days", 0))
-    out = {}
-    for a, files in asset_files(cfg).items():
-        daily = load_ohlcv(files["daily"], max_gap_days=max_gap)
-        hourly = load_hourly(files["hourly"]) if "hourly" in files else None
-        funding = load_funding(files["funding"]) if "funding" in files else None
-        frame = build_features(daily, hourly, funding)
-        if with_prices:
-            for col in PRICE_COLUMNS:
-                frame[f"_{col}"] = daily[col]
-        out[a] = frame
-    return out
+    return load_asset_features(list(files), **paths, use_hourly=bool(d.get("use_hourly", True)),
+                               use_funding=bool(d.get("use_funding", True)),
+                               max_gap_days=int(d.get("max_gap_days", 0)), with_prices=with_prices)
 
 
 def iter_run_metrics(root, required: tuple[str, ...]):

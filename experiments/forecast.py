@@ -16,7 +16,7 @@ For ``model=<name>`` (conf/model/<name>.yaml) and the baselines in ``cfg.baselin
 Leave-one-asset-out (``holdout=BNB`` with ``assets=[BTC,ETH,BNB]``): the model (a pooled one, ``regime_net``) is
 fitted on the other assets only (:class:`predictive.evaluation.HoldoutModel`) and scored on the held-out asset,
 against baselines fitted on that asset itself. An asset without hourly bars or funding files (BNB) gets the
-daily-only features (rv = Garman-Klass range variance), with one log line.
+daily-only features (rv = Garman-Klass range variance), with one warning.
 
 ``seed``, ``horizon`` and ``progress`` reach every model that takes them (:func:`predictive.models.build_model`).
 ``evaluate(cfg, output_dir)`` is the testable function; ``main`` wraps it.
@@ -61,15 +61,6 @@ def model_factory(model_cfg, seed: int, horizon: int, progress=False, holdout=()
     return make
 
 
-def load_asset_features(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """:func:`predictive.evaluation.load_asset_features` with the app's ``assets`` and ``data`` settings."""
-    from predictive.evaluation import load_asset_features as load
-
-    d = cfg.data
-    return load([str(a) for a in cfg.assets], daily=dict(d.get("daily") or {}), hourly=dict(d.get("hourly") or {}),
-                funding=dict(d.get("funding") or {}), use_hourly=bool(d.use_hourly), use_funding=bool(d.use_funding))
-
-
 def _baseline_cfg(name: str) -> dict:
     path = CONF_DIR / "model" / f"{name}.yaml"
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True) if path.exists() else {"name": name}
@@ -80,6 +71,7 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
 
     Writes metrics.json, report.md and the plot into ``output_dir`` when it is given.
     """
+    from experiments.data import load_features
     from predictive.coverage import kupiec_acceptance_band
     from predictive.evaluation import dm_table, loss_table, render_forecast_report, summarise, walk_forward
     from predictive.regime_net import resolve_progress
@@ -88,7 +80,7 @@ def evaluate(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     train_end, test_start = pd.Timestamp(cfg.train_end), pd.Timestamp(cfg.test_start)
     if train_end >= test_start:
         raise ValueError(f"train_end {train_end.date()} must be before test_start {test_start.date()}")
-    features = load_asset_features(cfg)
+    features = load_features(cfg)
     name = str(cfg.model.name)
     holdout = [str(a) for a in (cfg.get("holdout") or [])] if not isinstance(cfg.get("holdout"), str) \
         else [str(cfg.holdout)]

@@ -7,7 +7,6 @@ reported in well under 5 s.
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +147,8 @@ _FREQUENCY = {"daily": "1d", "hourly": "1h", "funding": "funding_8h"}
 def asset_files(cfg: DictConfig) -> dict[str, dict[str, Path]]:
     """asset -> file kind (``daily`` and, if switched on, ``hourly`` / ``funding``) -> path, from ``cfg.data``.
 
-    An asset is known by its files alone: ``data.<kind>.<asset>`` if given, else the embedded file (BTC, ETH).
+    An asset is known by its files alone: ``data.<kind>.<asset>`` if given, else the embedded file (BTC, ETH; an
+    embedded daily-only asset such as BNB has no hourly / funding entry).
 
     Raises:
         ConfigError: a file the settings need is neither given nor embedded (names the key to set and the switch
@@ -169,11 +169,8 @@ def asset_files(cfg: DictConfig) -> dict[str, dict[str, Path]]:
                     off = f", or turn {kind} data off with {_SWITCH[kind]}" if kind in _SWITCH else ""
                     raise ConfigError(key, f"asset {asset} has no {kind} file: set {key}=/path/to/file{off}")
                 embedded = embedded_path(asset, _FREQUENCY[kind])
-                if kind != "daily" and not embedded.is_file():  # an embedded daily-only asset (BNB)
-                    logging.getLogger(__name__).warning(
-                        "%s: no embedded %s file; daily-only features for %s (set %s=/path/to/file to add one)",
-                        asset, kind, asset, key)
-                    continue
+                if kind != "daily" and not embedded.is_file():
+                    continue  # an embedded daily-only asset (BNB): load_asset_features warns, once, when loading
                 out[asset][kind] = embedded
                 continue
             path = Path(str(given)).expanduser()

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import margin
 import predictive
-from predictive.data import h_day_log_returns
+from margin.simulation import h_day_losses
 
 __all__ = ["BLOCK_DAYS", "MarginPath", "SIDES", "margin_fraction", "max_increase_pct", "summarise", "walk_forward"]
 
@@ -46,7 +46,7 @@ def walk_forward(closes: dict[str, pd.Series], fractions: dict[str, pd.Series], 
 
     Each origin t gets two isolated accounts (1 coin long / short, collateral = notional: 1x leverage) with IM
     and MM from ``fractions[asset][t]`` (MM = ``maintenance_fraction`` x IM); they are marked at the close of the
-    CALENDAR day t + h (:func:`predictive.data.h_day_log_returns`) and a breach is an h-day loss above the IM.
+    CALENDAR day t + h (:func:`margin.simulation.h_day_losses`) and a breach is an h-day loss above the IM.
     ``BLOCK_DAYS`` origins go through one kernel call (each origin is its own market), one progress step each.
 
     Args:
@@ -57,11 +57,12 @@ def walk_forward(closes: dict[str, pd.Series], fractions: dict[str, pd.Series], 
     paths = {}
     for asset, imf_all in fractions.items():
         close = closes[asset]
-        r_h = h_day_log_returns(close, horizon).reindex(imf_all.index)
-        usable = imf_all.notna() & r_h.notna()
+        # h-day move C_{t+h}/C_t - 1 (a short's loss), NaN where the close of t + h days is missing
+        move = pd.Series(h_day_losses(close, horizon)["short"][:, 0], close.index).reindex(imf_all.index)
+        usable = imf_all.notna() & move.notna()
         dates = imf_all.index[usable.to_numpy()]
         entry = close.reindex(dates).to_numpy(np.float64)
-        mark = entry * np.exp(r_h[usable].to_numpy())
+        mark = entry * (1.0 + move[usable].to_numpy())
         imf = imf_all[usable].to_numpy(np.float64)
         im, loss = np.zeros((len(dates), 2)), np.zeros((len(dates), 2))
         blocks = range(0, len(dates), BLOCK_DAYS)
@@ -77,7 +78,7 @@ def walk_forward(closes: dict[str, pd.Series], fractions: dict[str, pd.Series], 
             # the kernel's IM is on the notional at the mark; per unit notional it is the IM fraction set at t
             im[lo:hi] = (np.asarray(res.initial_margin) / np.repeat(mark[lo:hi], 2)).reshape(n, 2)
             loss[lo:hi] = (-np.asarray(res.unrealised_pnl) / collateral).reshape(n, 2)
-        dropped = int((imf_all.notna() & r_h.isna()).sum())
+        dropped = int((imf_all.notna() & move.isna()).sum())
         paths[asset] = MarginPath(dates, im[:, 0], {s: loss[:, k] for k, s in enumerate(SIDES)},
                                   {s: loss[:, k] > im[:, k] for k, s in enumerate(SIDES)}, dropped)
     return paths

@@ -23,7 +23,6 @@ __all__ = [
     "DataValidationError",
     "check_daily_gaps",
     "embedded_path",
-    "h_day_log_returns",
     "load_ohlcv",
     "load_validated",
     "resolve_path",
@@ -263,31 +262,6 @@ def check_daily_gaps(dates: pd.DatetimeIndex, max_gap_days: int = 0, *, source: 
             f"{too_long.size} gap(s) longer than max_gap_days={max_gap_days}; data.max_gap_days="
             f"{int(missing[too_long].max())} accepts them)",
             file=source, line=first_data_line + i + 1, column="date", value=str(dates[i + 1].date()))
-
-
-def h_day_log_returns(close: pd.Series, horizon: int) -> pd.Series:
-    """h-day log return by CALENDAR date: ``log(close[t + h days] / close[t])`` for every origin ``t``.
-
-    Where the date ``t + h`` is missing (a gap, or the end of the data) the value is NaN: a return never spans
-    a gap silently, and callers drop and count those origins.
-
-    Args:
-        close: daily closes (float, quote currency), indexed by a UTC-naive ``DatetimeIndex`` of days.
-        horizon: h >= 1, in days.
-
-    Returns:
-        float64 Series of shape ``(len(close),)``, same index as ``close``, named ``log_return_{h}d``.
-
-    Raises:
-        ValueError: ``horizon < 1`` or ``close`` not indexed by dates.
-    """
-    if int(horizon) != horizon or horizon < 1:
-        raise ValueError(f"horizon must be an integer >= 1 day, got {horizon!r}")
-    if not isinstance(close.index, pd.DatetimeIndex):
-        raise ValueError(f"close must be indexed by a DatetimeIndex, got {type(close.index).__name__}")
-    later = close.reindex(close.index + pd.Timedelta(days=int(horizon))).to_numpy(np.float64)
-    values = np.log(later / close.to_numpy(np.float64))
-    return pd.Series(values, index=close.index, name=f"log_return_{int(horizon)}d")
 
 
 def resolve_path(path_or_asset: str | Path, frequency: str = "1d") -> Path:

@@ -353,34 +353,44 @@ def render_forecast_report(metrics: dict, summary: pd.DataFrame, dm: pd.DataFram
 
 def load_asset_features(assets: Sequence[str], *, daily: Mapping[str, str] | None = None,
                         hourly: Mapping[str, str] | None = None, funding: Mapping[str, str] | None = None,
-                        use_hourly: bool = True, use_funding: bool = True) -> dict[str, pd.DataFrame]:
+                        use_hourly: bool = True, use_funding: bool = True, max_gap_days: int | None = None,
+                        with_prices: bool = False) -> dict[str, pd.DataFrame]:
     """Feature frames (:func:`predictive.features.build_features`) per asset, each from its own files.
 
     A user file (``daily[asset]`` etc.) is always read; otherwise the embedded file of that asset and kind in
     ``predictive/data/`` is used when it exists. An asset without hourly bars or funding (e.g. BNB: daily bars only)
-    gets the daily-only features (rv = Garman-Klass range variance, no funding), with one log line, not an error.
+    gets the daily-only features (rv = Garman-Klass range variance, no funding), with one warning, not an error.
+    The Hydra apps call this through :func:`experiments.data.load_features`.
+
+    Args:
+        assets: asset names, e.g. ``["BTC", "ETH"]``.
+        daily, hourly, funding: asset -> file (CSV, CSV.gz or Parquet; or an embedded asset's name) replacing the
+            embedded one.
+        use_hourly, use_funding: read hourly bars / funding at all (off: daily-only rv / no funding inputs).
+        max_gap_days: longest run of missing days accepted in a daily file (:func:`predictive.data.check_daily_gaps`);
+            ``None``: gaps are not checked.
+        with_prices: also copy the daily bars into columns ``_open, _high, _low, _close, _volume`` (the backtest
+            marks positions at ``_close``).
 
     Raises:
         predictive.DataValidationError: no daily file for an asset (names the asset and the setting), or a
-            malformed file (file, line, column, value).
+            malformed file or a gap (file, line, column, value).
     """
     import logging
     from pathlib import Path
 
-    from predictive.data import DataValidationError, load_ohlcv
+    from predictive.data import EMBEDDED_ASSETS, DataValidationError, embedded_path, load_ohlcv
     from predictive.features import build_features
     from predictive.intraday import load_funding, load_hourly
 
-    log = logging.getLogger(__name__)
-    here = Path(__file__).resolve().parent / "data"
-    names = {"daily": "{a}_1d.csv", "hourly": "{a}_1h.csv.gz", "funding": "{a}_funding_8h.csv.gz"}
+    frequency = {"daily": "1d", "hourly": "1h", "funding": "funding_8h"}
     given = {"daily": dict(daily or {}), "hourly": dict(hourly or {}), "funding": dict(funding or {})}
 
-    def source(kind: str, a: str):
+    def source(kind: str, a: str) -> str | Path | None:
         if given[kind].get(a):
-            return str(given[kind][a])
-        emb = here / names[kind].format(a=a.upper())
-        return str(emb) if emb.exists() else None
+            return given[kind][a]
+        emb = embedded_path(a, frequency[kind]) if a.upper() in EMBEDDED_ASSETS else None
+        return emb if emb is not None and emb.is_file() else None
 
     out = {}
     for a in (str(x) for x in assets):
@@ -392,8 +402,14 @@ def load_asset_features(assets: Sequence[str], *, daily: Mapping[str, str] | Non
                 "funding": source("funding", a) if use_funding else None}
         for kind, on in (("hourly", use_hourly), ("funding", use_funding)):
             if on and srcs[kind] is None:
-                log.info("%s: no %s file; daily-only features (%s)", a, kind,
-                         "rv = Garman-Klass range variance" if kind == "hourly" else "no funding inputs")
-        out[a] = build_features(load_ohlcv(daily_src), load_hourly(srcs["hourly"]) if srcs["hourly"] else None,
-                                load_funding(srcs["funding"]) if srcs["funding"] else None)
+                logging.getLogger(__name__).warning(
+                    "%s: no %s file; daily-only features (%s; set data.%s.%s=/path/to/file to add one)", a, kind,
+                    "rv = Garman-Klass range variance" if kind == "hourly" else "no funding inputs", kind, a)
+        bars = load_ohlcv(daily_src, max_gap_days=max_gap_days)
+        frame = build_features(bars, load_hourly(srcs["hourly"]) if srcs["hourly"] else None,
+                               load_funding(srcs["funding"]) if srcs["funding"] else None)
+        if with_prices:
+            for col in ("open", "high", "low", "close", "volume"):
+                frame[f"_{col}"] = bars[col]
+        out[a] = frame
     return out

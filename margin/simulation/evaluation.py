@@ -49,9 +49,13 @@ class BacktestInputError(LiquidationError):
 def h_day_losses(close, horizon: int, dates=None) -> dict[str, np.ndarray]:
     """Loss per unit notional of a long and a short 1x position held from the close of t to the close of t + h days.
 
+    One h-day move for every report: the venue backtest's exceptions and the main job's walk-forward breaches
+    (``experiments.walk_forward``) both count it.
+
     Args:
-        close: ``(T, A)`` (or ``(T,)``) closes, USD > 0, or a DataFrame indexed by day (then ``dates`` is its index).
-        horizon: h >= 1, in calendar days.
+        close: ``(T, A)`` (or ``(T,)``) closes, USD > 0, or a DataFrame / Series indexed by day (then ``dates`` is
+            its index).
+        horizon: h >= 1, an integer number of calendar days.
         dates: ``(T,)`` dates of the rows. With dates, the h-day move of origin t uses the close dated exactly
             ``t + h`` days; if that date is absent (a gap in the data) the loss is NaN, so it is dropped from the
             coverage tests instead of spanning the gap. Without dates the rows are taken as consecutive days.
@@ -61,12 +65,15 @@ def h_day_losses(close, horizon: int, dates=None) -> dict[str, np.ndarray]:
         NaN where t + h is beyond the data or missing.
 
     Raises:
-        BacktestInputError: horizon < 1, or ``dates`` of the wrong length.
+        BacktestInputError: horizon not an integer >= 1, a DataFrame / Series not indexed by dates, or ``dates``
+            of the wrong length.
     """
-    if int(horizon) < 1:
-        raise BacktestInputError(f"horizon: must be >= 1 day, got {horizon!r}")
+    if int(horizon) != horizon or horizon < 1:
+        raise BacktestInputError(f"horizon: must be an integer >= 1 day, got {horizon!r}")
     h = int(horizon)
-    if isinstance(close, pd.DataFrame):
+    if isinstance(close, (pd.DataFrame, pd.Series)):
+        if dates is None and not isinstance(close.index, pd.DatetimeIndex):
+            raise BacktestInputError(f"close: must be indexed by a DatetimeIndex, got {type(close.index).__name__}")
         dates = close.index if dates is None else dates
         close = close.to_numpy()
     c = np.asarray(close, np.float64)

@@ -120,6 +120,21 @@ def test_h_day_losses_by_calendar_date_drop_gaps():
     assert np.isfinite(l2["long"][0, 0]) and np.isnan(l2["long"][1:, 0]).all()
     with pytest.raises(BacktestInputError, match="horizon"):
         h_day_losses(close, 0)
+    with pytest.raises(BacktestInputError, match="horizon"):
+        h_day_losses(close, 1.5)
+
+
+def test_h_day_losses_of_a_series_go_by_its_dates():
+    days = pd.date_range("2021-01-01", periods=10)
+    close = pd.Series(np.exp(np.arange(10.0) * 0.01), index=days).drop(days[5])  # 2021-01-06 missing
+    r = pd.Series(np.log1p(h_day_losses(close, 2)["short"][:, 0]), close.index)
+    np.testing.assert_allclose(r.loc["2021-01-01"], 0.02)
+    # origins whose t + 2 days is the missing date, or past the end, are NaN: never a 3-day move
+    assert np.isnan(r.loc["2021-01-04"]) and np.isnan(r.loc["2021-01-09"]) and np.isnan(r.loc["2021-01-10"])
+    np.testing.assert_allclose(r.loc["2021-01-05"], 0.02)  # 01-05 -> 01-07 spans the gap by calendar: 2 days
+    assert int(r.isna().sum()) == 3
+    with pytest.raises(BacktestInputError, match="DatetimeIndex"):
+        h_day_losses(close.reset_index(drop=True), 2)
 
 
 def test_hourly_schedule_and_daily_ledger():

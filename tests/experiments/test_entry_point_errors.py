@@ -176,3 +176,26 @@ def test_aggregators_skip_a_broken_metrics_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         _cli.run_cli(lambda: list(iter_run_metrics(tmp_path, ("table",))))
     assert e.value.code == 2 and "no metrics.json with keys ['table']" in capsys.readouterr().err
+
+
+def test_load_features_reads_the_config_and_warns_once_per_missing_file(tmp_path, caplog):
+    """experiments.data.load_features is the library loader on the app's settings: ConfigError naming the key for
+    a missing file, one warning per missing file kind of an embedded daily-only asset, data.max_gap_days."""
+    import logging
+
+    from experiments.data import load_features
+    from predictive.data import DataValidationError
+
+    def cfg(assets, **data):
+        return OmegaConf.create({"assets": assets, "data": {"use_hourly": True, "use_funding": True, **data}})
+
+    with pytest.raises(ConfigError, match="data.daily.SOL"):
+        load_features(cfg(["SOL"]))
+    with caplog.at_level(logging.WARNING):
+        feats = load_features(cfg(["BNB"]), with_prices=True)
+    assert [r.getMessage().split(";")[0] for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "BNB: no hourly file", "BNB: no funding file"]
+    assert "_close" in feats["BNB"]
+    gap = bad_files(tmp_path)["gap"]
+    with pytest.raises(DataValidationError, match="data.max_gap_days=10"):
+        load_features(cfg(["BTC"], daily={"BTC": str(gap)}, use_hourly=False))

@@ -150,19 +150,3 @@ def test_missing_days_are_refused_with_the_first_gap(tmp_path):
         load_ohlcv(path, max_gap_days=9)
     assert len(load_ohlcv(path, max_gap_days=10)) == len(kept)
     assert len(load_ohlcv(path)) == len(kept)  # the library default does not check gaps
-
-
-def test_h_day_log_returns_go_by_calendar_date():
-    from predictive.data import h_day_log_returns
-
-    days = pd.date_range("2021-01-01", periods=10)
-    close = pd.Series(np.exp(np.arange(10.0) * 0.01), index=days).drop(days[5])  # 2021-01-06 missing
-    r = h_day_log_returns(close, 2)
-    assert r.index.equals(close.index)
-    np.testing.assert_allclose(r.loc["2021-01-01"], 0.02)
-    # origins whose t + 2 days is the missing date, or past the end, are NaN: never a 3-day move
-    assert np.isnan(r.loc["2021-01-04"]) and np.isnan(r.loc["2021-01-09"]) and np.isnan(r.loc["2021-01-10"])
-    np.testing.assert_allclose(r.loc["2021-01-05"], 0.02)  # 01-05 -> 01-07 spans the gap by calendar: 2 days
-    assert int(r.isna().sum()) == 3
-    with pytest.raises(ValueError, match="horizon"):
-        h_day_log_returns(close, 0)

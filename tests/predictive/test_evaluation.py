@@ -201,3 +201,29 @@ def test_leave_one_asset_out_walk_forward_has_no_look_ahead():
         np.testing.assert_allclose(full[a].loc[idx, "variance"], short[a].loc[idx, "variance"], rtol=1e-12)
     s = summarise(full, 2).set_index("asset")
     assert np.isfinite(s.loc["ETH", "qlike"]) and np.isfinite(s.loc["ETH", "dlogvar_p99"])
+
+
+def test_load_asset_features_daily_only_fallback_prices_and_gaps(tmp_path, caplog):
+    from predictive.data import DataValidationError, embedded_path
+    from predictive.evaluation import load_asset_features
+
+    with caplog.at_level("WARNING", logger="predictive.evaluation"):
+        feats = load_asset_features(["BNB"], use_funding=False, with_prices=True)
+    # BNB has daily bars only: Garman-Klass rv, one warning for the missing hourly file (funding is switched off)
+    assert [r.getMessage() for r in caplog.records] == [
+        "BNB: no hourly file; daily-only features (rv = Garman-Klass range variance; set data.hourly.BNB="
+        "/path/to/file to add one)"]
+    bars = load_ohlcv("BNB")
+    pd.testing.assert_series_equal(feats["BNB"]["_close"], bars["close"], check_names=False)
+    assert {"_open", "_high", "_low", "_volume"} <= set(feats["BNB"])
+    assert "_close" not in load_asset_features(["BNB"], use_hourly=False, use_funding=False)["BNB"]
+
+    raw = pd.read_csv(embedded_path("BTC"))
+    gap = tmp_path / "gap.csv"
+    raw.drop(index=raw.index[(raw["date"] >= "2020-06-01") & (raw["date"] <= "2020-06-10")]).to_csv(gap, index=False)
+    kw = dict(daily={"SOL": gap}, use_hourly=False, use_funding=False)
+    with pytest.raises(DataValidationError, match="10 missing day"):
+        load_asset_features(["SOL"], max_gap_days=9, **kw)
+    assert len(load_asset_features(["SOL"], max_gap_days=10, **kw)["SOL"]) > 0
+    with pytest.raises(DataValidationError, match=r"no daily file.*\+data\.daily\.SOL="):
+        load_asset_features(["SOL"])
