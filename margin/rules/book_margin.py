@@ -24,16 +24,18 @@ loss), MM = ``mm_factor`` x IM (Deribit), health = collateral / MM (> 1 healthy;
 :func:`margin.portfolio_margin` on the dense ``(accounts, I)`` position matrix (tested).
 
 How a part is margined (:class:`PartMargin`, :func:`margin_part`): the columns are read memory-mapped
-(:func:`read_part`; one Arrow chunk per row group, no copy to NumPy) and copied once into reused, aligned buffers
-padded to a multiple of ``ROW_QUANTUM`` rows (:func:`prepare_part`; all parts of a book share one or two compiled
-shapes). One jitted function (:func:`part_kernel`) then scans the part in chunks of ``chunk`` accounts: because
-rows are sorted by account, the rows of a chunk are one contiguous window; they are scatter-added into a small
-``(chunk, I)`` grid that stays in cache (no dense ``(accounts, I)`` array is ever built), multiplied by the
-``(I, S)`` P&L matrix (per block when the matrix is block-diagonal), and reduced at once into totals, counts and
-fixed log-spaced histograms. Only those small results leave the kernel; input errors are counted inside it and
-located on the host only when a count is non-zero (:class:`~margin.validation.MarginInputError` naming file, row,
-column and value). :func:`margin_book` runs all parts: locally with the next ``readers`` parts read and copied on
-threads while the current one is margined (memory: about 1 + ``readers`` parts), or as Ray tasks over parts.
+(:func:`read_part`; one Arrow chunk per row group). On the host (:func:`prepare_part`, on a reader thread) the rows
+are checked with a few vectorised passes and placed into a reused, aligned ``(n_pad, I)`` float32 position grid
+(``n_pad`` a multiple of ``ACCOUNT_QUANTUM``, so all parts of a book share one or two compiled shapes): rows sorted
+by account with distinct instruments, the usual export, go in with one indexed store (about 1 ns a row); anything
+else (duplicated rows, instruments out of order) is summed with ``np.bincount``. One jitted function
+(:func:`part_kernel`) then scans the grid in cache-sized chunks: the ``(chunk, I) @ (I, S)`` P&L (per block when
+the matrix is block-diagonal), its minimum, IM / MM / health, totals, counts and fixed log-spaced histograms, and
+only those small results leave it. Why the grid is built on the host: an XLA:CPU scatter-add costs about 7 ns a
+row, four times the rest of the kernel; NumPy's indexed store runs on the reader thread, beside the kernel. A bad
+row is named by :func:`locate_error` (:class:`~margin.validation.MarginInputError`: file, row, column, value).
+:func:`margin_book` runs all parts: locally with the next ``readers`` parts read and placed on threads while the
+current one is margined (memory: about 1 + ``readers`` grids), or as Ray tasks over parts.
 
 Example (a notebook)::
 
@@ -63,9 +65,7 @@ from margin.validation import MarginInputError
 
 POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32()), ("quantity", pa.float32())])
 ACCOUNT_SCHEMA = pa.schema([("account_id", pa.int64()), ("collateral_usd", pa.float64())])
-ROW_QUANTUM = 1 << 18      # row arrays are padded to a multiple of this (few compiled shapes per book)
-WINDOW_QUANTUM = 1 << 12   # chunk windows are rounded up to a multiple of this
-ERROR_KEYS = ("n_bad_rows", "n_bad_collateral")
+ACCOUNT_QUANTUM = 1 << 16  # position grids are padded to a multiple of this many accounts (few compiled shapes)
 
 
 # ----------------------------------------------------------------------------- generate
@@ -185,7 +185,7 @@ def read_part(book_dir, name: str) -> dict:
     """Reads one part: ``{"account_id" (R,) int, "instrument" (R,) int32, "quantity" (R,) float32, "ids" (n,)
     int64, "collateral" (n,) float64 USD, "paths"}`` (no copies beyond Arrow's decode). Raises MarginInputError
     when a file or column is missing or the account ids of the accounts file are not sorted and unique; the row
-    checks run inside the kernel (:func:`margin_part`)."""
+    checks run in :func:`prepare_part`."""
     ppath = Path(book_dir) / "positions" / name
     apath = Path(book_dir) / "accounts" / name
     if not apath.exists():
@@ -204,7 +204,7 @@ def read_part(book_dir, name: str) -> dict:
 
 def locate_error(part: dict, n_instruments: int) -> None:
     """Raises the MarginInputError (file, row, column, value) for the first bad row of a part (host-side, run
-    only when the kernel counted an error)."""
+    only when a host check failed)."""
     ppath, apath = part["paths"]
     acc, inst, qty, ids, coll = (part[k] for k in ("account_id", "instrument", "quantity", "ids", "collateral"))
 
@@ -228,7 +228,7 @@ def locate_error(part: dict, n_instruments: int) -> None:
     bad = np.r_[False, acc[1:] < acc[:-1]]
     if bad.any():
         fail(ppath, "account_id", bad, "rows must be sorted by account_id", acc)
-    raise MarginInputError(str(ppath), "the kernel counted a bad row the host checks do not find (bug)")
+    raise MarginInputError(str(ppath), "a fast check failed but no bad row was found (bug)")
 
 
 def dense_positions(part: dict, n_instruments: int, dtype=np.float32) -> np.ndarray:
@@ -252,76 +252,62 @@ class Histograms:
         self.h_edges = np.logspace(np.log10(h_lo), np.log10(h_hi), int(round(np.log10(h_hi / h_lo) * per_decade)) + 1)
 
 
-@functools.partial(jax.jit, static_argnames=("n_instr", "chunk", "window", "blocks", "edges", "h_edges",
-                                                     "per_account"))
-def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_instr: int, chunk: int, window: int,
-                blocks, edges: tuple, h_edges: tuple, per_account: bool = False):
-    """Margin of one part, fused: scatter, scenario P&L, IM / MM / health and their aggregates.
+@functools.partial(jax.jit, static_argnames=("chunk", "blocks", "edges", "h_edges", "per_account"))
+def part_kernel(x, coll, n, pnl, mm_factor, *, chunk: int, blocks, edges: tuple, h_edges: tuple,
+                per_account: bool = False):
+    """Margin of one part from its dense positions: scenario P&L, IM / MM / health and their aggregates, fused.
 
     Args:
-        acc: ``(R_pad,)`` int64 (or int32) account id per row, sorted; rows ``>= starts[-1]`` are padding.
-        inst: ``(R_pad,)`` int32 instrument 0 .. I-1; qty: ``(R_pad,)`` float32 (or the kernel dtype) units.
-        coll: ``(C x chunk,)`` float64 collateral, USD, of local accounts 0 .. n-1 (then padding).
-        starts: ``(C + 1,)`` int32: the rows of local accounts ``[c chunk, (c+1) chunk)`` are
-            ``[starts[c], starts[c+1])``; ``starts[C]`` = R.
-        base: account id of local account 0 (local = acc - base); n: number of accounts.
+        x: ``(C x chunk, I)`` float32 (or the kernel dtype) units per local account and instrument; rows ``>= n``
+            are padding (ignored).
+        coll: ``(C x chunk,)`` float64 collateral, USD, of local accounts 0 .. n-1 (then padding); checked on the host.
+        n: number of accounts of the part.
         pnl: ``(I, S)`` per-unit P&L (kernel dtype, USD), or with ``blocks`` a tuple of ``(I_b, S_b)`` blocks.
-        n_instr: number of instruments I (static).
+        chunk: accounts per step of the scan (static): the ``(chunk, S)`` P&L of a step stays in cache.
         blocks: ``None`` or a tuple of per-block instrument index tuples (static).
-        window: static bound on ``starts[c+1] - starts[c]`` (rows scattered per chunk).
         edges / h_edges: static tuples of the histogram bin edges (USD; health).
 
     Returns:
-        dict of float64 sums (USD), int64 counts and int64 histogram counts; ``n_bad_rows`` / ``n_bad_collateral``
-        count position rows / accounts the kernel could not use (non-zero: the part is invalid). With
-        ``per_account`` also ``im`` ``(C x chunk,)``.
+        dict of float64 sums (USD), int64 counts and int64 histogram counts; with ``per_account`` also ``im``
+        ``(C x chunk,)``.
     """
-    dt = qty.dtype
     e, he = np.asarray(edges), np.asarray(h_edges)
-    n_chunks = starts.shape[0] - 1
-    r_pad = acc.shape[0]
-    ar_w = jnp.arange(window)
+    n_chunks = x.shape[0] // chunk
+    n_instr = x.shape[1]
     ar_a = jnp.arange(chunk)
+    nb, hb = len(e) - 1, len(he) - 1
+    # histogram slots: IM 0 zero, 1 below edges[0], 2 + j bin j, nb + 2 at or above edges[-1]; health from
+    # off_h: 0 below, 1 + j, hb + 1 above; the last slot takes masked accounts and is dropped
+    off_h = nb + 3
+    n_hist = off_h + hb + 2
+    mm64 = jnp.asarray(mm_factor, jnp.float64)
+
+    def slot(v64, log_v, edges_, offset):
+        lo, step = np.float32(np.log10(edges_[0])), np.float32(np.log10(edges_[1] / edges_[0]))
+        j = jnp.clip(jnp.floor((log_v - lo) / step), 0, len(edges_) - 2).astype(jnp.int32) + 1
+        return offset + jnp.where(v64 < edges_[0], 0, jnp.where(v64 >= edges_[-1], len(edges_), j))
 
     def body(carry, c):
-        s, t = starts[c], starts[c + 1]
-        off = jnp.clip(s, 0, r_pad - window)
-        g = off + ar_w
-        a = jax.lax.dynamic_slice(acc, (off,), (window,))
-        i = jax.lax.dynamic_slice(inst, (off,), (window,))
-        q = jax.lax.dynamic_slice(qty, (off,), (window,))
         a0 = c * chunk
-        row = (g >= s) & (g < t)
-        loc = (a - base - a0).astype(jnp.int32)
-        # unsigned compares: one test each for 0 <= loc < accounts of the chunk and 0 <= inst < I
-        use = (row & (loc.astype(jnp.uint32) < jnp.minimum(n - a0, chunk).astype(jnp.uint32))
-               & (i.astype(jnp.uint32) < n_instr) & jnp.isfinite(q))
-        flat = jnp.where(use, loc * n_instr + i, chunk * n_instr)
-        grid = jnp.zeros(chunk * n_instr + 1, dt).at[flat].add(jnp.where(use, q, 0), mode="promise_in_bounds")
-        x = grid[:chunk * n_instr].reshape(chunk, n_instr)
+        xc = jax.lax.dynamic_slice(x, (a0, 0), (chunk, n_instr))
         if blocks is None:
-            worst = jnp.min(x @ pnl, axis=1)
+            worst = jnp.min(xc @ pnl, axis=1)
         else:
-            worst = functools.reduce(jnp.minimum, [jnp.min(x[:, list(b)] @ lb, axis=1)
+            worst = functools.reduce(jnp.minimum, [jnp.min(xc[:, list(b)] @ lb, axis=1)
                                                    for b, lb in zip(blocks, pnl)])
-        im_c = jnp.maximum(-worst, 0)
         valid = a0 + ar_a < n
-        im = jnp.where(valid, im_c.astype(jnp.float64), 0.0)
-        cc = jax.lax.dynamic_slice(coll, (a0,), (chunk,))
-        ok_c = jnp.isfinite(cc) & (cc >= 0)
-        cc = jnp.where(valid & ok_c, cc, 0.0)
-        mm = mm_factor * im
-        has = mm > 0
+        im_c = jnp.where(valid, jnp.maximum(-worst, 0), 0)          # kernel dtype
+        im = im_c.astype(jnp.float64)
+        cc = jax.lax.dynamic_slice(coll, (a0,), (chunk,))           # float64, zero past n (host)
+        mm = mm64 * im
+        has = im > 0
         health = cc / jnp.where(has, mm, 1.0)
-        # one scatter-add fills the IM and health histograms with their under / over-flow counts; MM = mm_factor x
-        # IM, so the MM histogram is the IM one on the edges x mm_factor
-        l_im = jnp.log10(jnp.where(has, im_c, 1).astype(jnp.float32))
-        l_h = jnp.log10(jnp.where(has & (cc > 0), health, 1).astype(jnp.float32))
-        j_im = _bin(im, l_im, e, valid, 0)
-        j_h = jnp.where(valid & ~ok_c, off_h + hb + 2,
-                        _bin(health, l_h, he, valid & has & ok_c, off_h - 1, zero_bin=False))
-        idx = jnp.concatenate([j_im, j_h])
-        idx = jnp.where(idx < 0, n_hist, idx)  # masked accounts: the dropped last slot
+        # bins from float32 logs (bins are 12% wide); below / above decided on the float64 values
+        l_im = jnp.log10(im_c.astype(jnp.float32))
+        l_h = jnp.log10(cc.astype(jnp.float32)) - jnp.log10((mm64 * im).astype(jnp.float32))
+        j_im = jnp.where(has, slot(im, l_im, e, 1), 0)
+        j_h = jnp.where(has, slot(health, l_h, he, off_h), n_hist)
+        idx = jnp.where(jnp.concatenate([valid, valid]), jnp.concatenate([j_im, j_h]), n_hist)
         hist = carry["hist"] + jnp.zeros(n_hist + 1, jnp.int32).at[idx].add(1, mode="promise_in_bounds")
         new = {
             "sum_im": carry["sum_im"] + im.sum(), "sum_collateral": carry["sum_collateral"] + cc.sum(),
@@ -329,38 +315,21 @@ def part_kernel(acc, inst, qty, coll, starts, base, n, pnl, mm_factor, *, n_inst
             "max_im": jnp.maximum(carry["max_im"], im.max()),
             "n_below_mm": carry["n_below_mm"] + (valid & (cc < mm)).sum(dtype=jnp.int64),
             "n_below_im": carry["n_below_im"] + (valid & (cc < im)).sum(dtype=jnp.int64),
-            "n_bad_rows": carry["n_bad_rows"] + (row & ~use).sum(dtype=jnp.int64),
             "hist": hist,
         }
         return new, (im_c if per_account else None)
 
-    nb, hb = len(e) - 1, len(he) - 1
-    off_h = nb + 4
-    n_hist = off_h + hb + 3
     init = {k: jnp.zeros((), jnp.float64) for k in ("sum_im", "sum_collateral", "shortfall_mm", "max_im")}
-    init.update({k: jnp.zeros((), jnp.int64) for k in ("n_below_mm", "n_below_im", "n_bad_rows")})
+    init.update({k: jnp.zeros((), jnp.int64) for k in ("n_below_mm", "n_below_im")})
     init["hist"] = jnp.zeros(n_hist + 1, jnp.int32)
     total, ims = jax.lax.scan(body, init, jnp.arange(n_chunks))
     h = total.pop("hist")[:n_hist].astype(jnp.int64)
-    total.update(sum_mm=mm_factor * total["sum_im"], n_zero_margin=h[0], hist_im=h[2:nb + 2], n_im_above=h[nb + 2],
+    total.update(sum_mm=mm64 * total["sum_im"], n_zero_margin=h[0], hist_im=h[2:nb + 2], n_im_above=h[nb + 2],
                  n_health_below=h[off_h], hist_health=h[off_h + 1:off_h + hb + 1],
-                 n_health_above=h[off_h + hb + 1], n_bad_collateral=h[off_h + hb + 2])
+                 n_health_above=h[off_h + hb + 1])
     if per_account:
         total["im"] = ims.reshape(-1)
     return total
-
-
-def _bin(v, log_v, edges, mask, offset: int, zero_bin: bool = True):
-    """Histogram slot of ``v`` (float64) in the log-uniform ``edges``: ``offset`` + 0 for v = 0 (when
-    ``zero_bin``), + 1 for v below ``edges[0]``, + 2 + j for bin j (from the float32 ``log_v``; bins are 12%
-    wide), + 2 + nb at or above ``edges[-1]``; -1 (the last, dropped slot) where not ``mask``."""
-    nb = len(edges) - 1
-    lo, step = np.float32(np.log10(edges[0])), np.float32(np.log10(edges[1] / edges[0]))
-    j = jnp.clip(((log_v - lo) / step).astype(jnp.int32), 0, nb - 1) + 2
-    j = jnp.where(v < edges[0], 1, jnp.where(v >= edges[-1], nb + 2, j))
-    if zero_bin:
-        j = jnp.where(v == 0, 0, j)
-    return jnp.where(mask, j + offset, -1)
 
 
 # ----------------------------------------------------------------------------- margin one part
@@ -381,51 +350,72 @@ def _buffer(key, size: int, dtype) -> np.ndarray:
     return buf[:size]
 
 
-def _padded(key, values: np.ndarray, size: int) -> np.ndarray:
-    """``values`` copied into the head of a reused buffer of ``size`` entries, so that all parts of a book share a
-    few compiled shapes (the tail is never read: the kernel masks rows past ``starts[-1]`` and accounts past n)."""
-    buf = _buffer(key, size, values.dtype)
-    buf[:values.size] = values
-    return buf
-
-
-def padded_sizes(n_rows: int, n_accounts: int, n_instruments: int) -> tuple[int, int]:
-    """``(rows, accounts)`` sizes of the padded buffers of a part (the window bound aside)."""
-    chunk = chunk_accounts(n_instruments)
-    return -(-n_rows // ROW_QUANTUM) * ROW_QUANTUM, max(1, -(-n_accounts // chunk)) * chunk
+def padded_accounts(n_accounts: int, n_instruments: int) -> int:
+    """Accounts of the padded position grid of a part: a multiple of the kernel chunk and of ``ACCOUNT_QUANTUM``
+    (all parts of a book share one or two compiled shapes)."""
+    q = max(chunk_accounts(n_instruments), ACCOUNT_QUANTUM)
+    return max(1, -(-n_accounts // q)) * q
 
 
 def chunk_accounts(n_instruments: int) -> int:
-    """Accounts per kernel chunk: the ``(chunk, I)`` grid is about 1 MB (stays in cache)."""
+    """Accounts per kernel chunk: the ``(chunk, I)`` slice of positions is about 1 MB (stays in cache)."""
     return int(max(256, min(16384, 2 ** int(np.floor(np.log2(2 ** 18 / max(n_instruments, 1)))))))
 
 
-def prepare_part(part: dict, n_instruments: int, slot: int = 0) -> tuple:
-    """Host side of a part: chunk row boundaries and padded buffers (set ``slot``: the reader thread fills one
-    set while the kernel reads the other); returns ``(args, static)`` for :func:`part_kernel`. Account ids that
-    are not contiguous are mapped to local indices with a binary search."""
-    acc, ids = part["account_id"], part["ids"]
-    n, r = ids.size, acc.size
-    chunk = chunk_accounts(n_instruments)
-    n_chunks = max(1, -(-n // chunk))
-    if n and ids[-1] - ids[0] + 1 == n:  # contiguous ids (sorted, unique): local = id - first id
-        base = int(ids[0])
-        starts = np.searchsorted(acc, base + np.arange(n_chunks + 1, dtype=np.int64) * chunk)
+def _flat_index(part: dict, n_instruments: int, scratch: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """``(flat, distinct)``: ``local x I + instrument`` per row (int64, written into ``scratch``) and whether it is
+    strictly increasing (rows in order, no duplicated pair); ``flat`` is None when a row is out of place (an
+    instrument outside 0 .. I-1, an account not in the part, rows not sorted by account): the caller then names
+    it with :func:`locate_error`."""
+    acc, ids, inst = part["account_id"], part["ids"], part["instrument"]
+    n = ids.size
+    if acc.size == 0:
+        return scratch[:0], True
+    if n == 0 or not (inst.view(np.uint32) < n_instruments).all():  # unsigned: one compare for 0 <= i < I
+        return None, False
+    flat = scratch[:acc.size]
+    contiguous = ids[-1] - ids[0] + 1 == n  # sorted, unique ids without holes: local = id - first id
+    if contiguous:
+        np.subtract(acc, ids[0], out=flat)
     else:
-        pos = np.searchsorted(ids, acc)
-        hit = (pos < n) & (ids[np.minimum(pos, max(n - 1, 0))] == acc)
-        acc = np.where(hit, pos, -1).astype(np.int32)
-        base = 0
-        starts = np.searchsorted(acc, np.arange(n_chunks + 1) * chunk)
-    starts = np.maximum.accumulate(np.clip(starts, 0, r))  # unsorted rows are caught in the kernel
-    starts[0], starts[-1] = 0, r
-    window = int(max(WINDOW_QUANTUM, -(-int(np.diff(starts).max(initial=0)) // WINDOW_QUANTUM) * WINDOW_QUANTUM))
-    r_pad, n_pad = padded_sizes(r, n, n_instruments)
-    r_pad = max(window, r_pad)
-    args = (_padded(("acc", slot), acc, r_pad), _padded(("inst", slot), part["instrument"], r_pad),
-            _padded(("qty", slot), part["quantity"], r_pad), _padded(("coll", slot), part["collateral"], n_pad),
-            starts.astype(np.int32), base, n)
-    return args, {"chunk": chunk, "window": window}
+        np.copyto(flat, np.searchsorted(ids, acc))
+        if not (ids[np.minimum(flat, n - 1)] == acc).all():
+            return None, False
+    np.multiply(flat, n_instruments, out=flat)
+    np.add(flat, inst, out=flat)
+    distinct = bool((flat[1:] > flat[:-1]).all())  # implies rows sorted by account
+    if not (distinct or (acc[1:] >= acc[:-1]).all()):
+        return None, False
+    if flat[0] < 0 or flat[-1] >= n * n_instruments:  # sorted: the first and last rows bound them all
+        return None, False
+    return flat, distinct
+
+
+def prepare_part(part: dict, n_instruments: int, slot: int = 0) -> tuple:
+    """Host side of a part (on a reader thread): checks the rows and builds the dense ``(n_pad, I)`` float32
+    position grid in a reused, aligned buffer of ``slot`` (duplicated rows summed); returns ``(args, static)``
+    for :func:`part_kernel`. Rows sorted by account with distinct, sorted instruments (the usual export) are
+    placed with one indexed store; other rows are summed with ``np.bincount``. Raises MarginInputError naming the
+    first bad row (file, row, column, value)."""
+    acc, ids, qty, coll = part["account_id"], part["ids"], part["quantity"], part["collateral"]
+    n, n_i = ids.size, n_instruments
+    if not (np.isfinite(coll).all() and (coll >= 0).all() and np.isfinite(qty).all()):
+        locate_error(part, n_i)
+    flat, distinct = _flat_index(part, n_i, _buffer(("flat", slot), acc.size, np.int64))
+    if flat is None:
+        locate_error(part, n_i)
+    n_pad = padded_accounts(n, n_i)
+    x = _buffer(("x", slot), n_pad * n_i, np.float32)
+    if distinct:  # distinct (account, instrument) pairs in order: a plain store
+        x.fill(0)
+        x[flat] = qty
+    else:
+        x[:n * n_i] = np.bincount(flat, weights=qty, minlength=n * n_i)
+        x[n * n_i:] = 0
+    c = _buffer(("coll", slot), n_pad, np.float64)
+    c[:n] = coll
+    c[n:] = 0
+    return (x.reshape(n_pad, n_i), c, n), {"chunk": chunk_accounts(n_i)}
 
 
 class PartMargin:
@@ -451,17 +441,16 @@ class PartMargin:
     def __call__(self, part: dict, per_account: bool = False, prepared: tuple | None = None) -> dict:
         """Summary of one part (NumPy scalars and arrays, see :func:`part_kernel`) plus ``n_accounts``,
         ``n_positions`` and stage seconds ``t_prepare`` / ``t_kernel``. Raises MarginInputError naming the first
-        bad row when the kernel counted one."""
+        bad row (:func:`prepare_part`)."""
         t0 = time.perf_counter()
         args, static = prepared if prepared is not None else prepare_part(part, self.n_instruments)
         if self.dtype != np.float32:
-            args = args[:2] + (args[2].astype(self.dtype),) + args[3:]
+            args = (args[0].astype(self.dtype),) + args[1:]
         t1 = time.perf_counter()
-        kw = dict(static, n_instr=self.n_instruments, blocks=self.blocks, edges=tuple(self.edges),
-                  h_edges=tuple(self.h_edges),
+        kw = dict(static, blocks=self.blocks, edges=tuple(self.edges), h_edges=tuple(self.h_edges),
                   per_account=per_account)
         full = args + (self.pnl, self.mm_factor)
-        key = tuple((np.shape(a), np.result_type(a)) for a in args[:5]) + tuple(sorted(static.items())) + (per_account,)
+        key = tuple((np.shape(a), np.result_type(a)) for a in args[:2]) + tuple(sorted(static.items())) + (per_account,)
         fn = self._compiled.get(key)
         if fn is None:  # compile ahead of time, timed apart (set-up, like the kernel compile of the in-memory run)
             tc = time.perf_counter()
@@ -471,9 +460,7 @@ class PartMargin:
             t0 += t1 - tc
         res = jax.device_get(fn(*full))
         t2 = time.perf_counter()
-        if any(int(res[k]) for k in ERROR_KEYS):
-            locate_error(part, self.n_instruments)
-        out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items() if k not in ERROR_KEYS}
+        out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items()}
         out["hist_mm"] = out["hist_im"].copy()  # over mm_edges = mm_factor x edges (MM = mm_factor x IM)
         if per_account:
             out["im"] = np.asarray(res["im"])[:part["ids"].size]
@@ -562,10 +549,10 @@ def margin_book(book_dir, *, mm_factor: float = 0.8, blocks="auto", dtype="float
                 accs = pq.ParquetFile(Path(book_dir) / "accounts" / name).metadata.num_rows
             except (OSError, pa.ArrowInvalid):
                 continue  # reported with file, row and column when the part is read
-            r_pad, n_pad = padded_sizes(rows, accs, lm.shape[0])
+            n_pad = padded_accounts(accs, n_i)
             for slot in range(max(1, int(readers)) + 1 if prefetch else 1):
-                for key, dt in (("acc", np.int64), ("inst", np.int32), ("qty", np.float32)):
-                    _buffer((key, slot), r_pad, dt)
+                _buffer(("flat", slot), rows, np.int64)
+                _buffer(("x", slot), n_pad * n_i, np.float32)
                 _buffer(("coll", slot), n_pad, np.float64)
         if warmup:  # discarded: the parts the loop holds in flight are read (on the reader threads, whose
             # allocator heaps the loop reuses) and the first is margined, so Arrow's memory pool, the buffers and
