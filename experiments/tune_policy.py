@@ -12,7 +12,8 @@ Modes (``mode=...``):
   dominated (the optuna sweeper has no constraint hook).
 * ``pareto``: read the trials of a sweep directory (``sweep_dir=...``), evaluate the reactive baselines on the
   same validation period, print the Pareto front of the passing trials and CHOOSE one by a rule fixed before the
-  test (the most issue-10 targets met on validation, then the largest worst-target slack, :func:`choose`);
+  test (with ``tune.choose_priority=bad_debt``: first the most bad-debt targets met, total and every validation
+  stress window; then the most issue-10 targets met on validation, then the largest worst-target slack, :func:`choose`);
   write it as ``chosen_policy.yaml`` (and to ``conf/policy/<write_conf>.yaml`` when ``write_conf`` is set).
 * ``ablation``: the selected policy beside variants (``ablation.*``: the same step limit without foresight,
   with a hard coverage floor, without speed limits) on the validation period: what the lookahead buys.
@@ -145,11 +146,13 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
         raise ValueError("sweep_dir: set it to the multirun directory of the sweep (mode=pareto)")
     trials = read_trials(cfg.sweep_dir)
     passing = mark_pareto(trials)
+    priority = cfg.tune.get("choose_priority")
     result, L = pareto_report(trials, passing, reactive_baselines(cfg), list(cfg.tune.report_keys),
-                              eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
+                              eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end, priority=priority)
     chosen = result["chosen"]
     if chosen is not None:
-        L += ["", f"Chosen (most targets met on validation, then largest worst slack): {chosen['dir']}", "",
+        rule = ("most bad-debt targets met (total, each stress window), then " if priority == "bad_debt" else "")
+        L += ["", f"Chosen ({rule}most targets met on validation, then largest worst slack): {chosen['dir']}", "",
               "```yaml", _policy_yaml(chosen["policy"], cfg), "```"]
         if cfg.get("write_conf"):
             path = CONF_DIR / "policy" / f"{cfg.write_conf}.yaml"
@@ -171,7 +174,10 @@ def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
     head = (f"# Chosen by experiments.tune_policy on the VALIDATION period {cfg.eval_start} .. {cfg.end} (models fitted "
             f"to {cfg.train_end}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon {cfg.horizon}),\n"
             f"# sweep {cfg.sweep_dir}; rule: Pareto front of (avg margin, largest 30-day increase, bad debt) among\n"
-            "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then the most issue-10 targets\n"
+            "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then"
+            + (" the most bad-debt targets met\n# (total and every validation stress window), then"
+               if cfg.tune.get("choose_priority") == "bad_debt" else "") +
+            " the most issue-10 targets\n"
             "# met against the best reactive policy, ties by the largest worst slack (experiments.tune_policy.choose).\n"
             "# Design: margin/simulation/policies.py.\n"
             "# Needs the k-day forecast `lookahead_model` (models.regime_net_k: a RegimeNet with forecast_horizon: k, in\n"

@@ -58,9 +58,37 @@ calls, not high levels, strained members in March 2020). So the design is an exp
    i.e. a jump) becomes affordable; the slow release keeps margin up through the aftershocks of a stress episode
    instead of cutting and re-raising it (the see-saw that inflates peak-to-trough).
 
+4. **Safety valves** (issue 10, after a 2021-2023 test in which the speed-limited path lost on bad debt in every
+   stress window: with ``max_rise`` 2.6%/day and ``coverage_floor`` 0.74, margin lagged after the first crash day
+   of an episode while a reactive GARCH margin jumped). Three knobs, chosen on validation data only:
+
+   a. *Hard coverage floor* (``coverage_floor = 1``): the rise limit then acts only on the margin ABOVE the
+      calibrated requirement (the foresight and regime add-on, the slow release), never on the requirement
+      itself. This is the reading of EMIR RTS 153/2013 Art. 28 (anti-procyclicality "to the extent that the
+      soundness and financial security of the CCP is not negatively affected"): smoothing may not buy less than
+      the 99% requirement of Art. 24.
+   b. *Ad-hoc call after a breach* (``breach_reset``, ``breach_trigger``, ``breach_move``): when the realised
+      h-day move against a side ending today exceeds ``breach_trigger`` times the margin set for it, the path
+      goes at once to ``max(G_t, breach_move * move)`` instead of stepping up at ``max_rise`` a day. This is what
+      CCPs do between scheduled margin runs: PFMI Principle 6 (key consideration 4) asks for the authority and
+      capacity to make intraday margin calls, and CME Clearing and LCH call ad-hoc / intraday margin when a
+      member's losses exceed a share of its margin. The gradual, pre-announced path stays in force in ordinary
+      times (Murphy, Vasios & Vause 2014: the largest n-day increase is measured over the cycle); the call
+      applies only once a breach shows the model was wrong, where a gradual path would leave the exposure
+      uncovered for the days the rise limit needs to catch up.
+   c. *Per-side calibration levels* (``calib_level_down`` for longs, ``calib_level_up`` for shorts): crypto
+      crashes are down moves, so the two tails need not share one level.
+
+   Recursion with the call (per side; ``move_t`` the realised h-day move against the side ending at t)::
+
+       m_t = max(F_t, m_{t-1} (1 - max_release), min(G_t, m_{t-1} (1 + max_rise)))
+       if move_t > breach_trigger * m_{t-h}:  m_t = max(m_t, G_t, breach_move * move_t)
+
 Costs of the trade-off, measured by ``experiments.tune_policy`` on a validation period: the slow release and the
 early rise hold more margin than the requirement on some days; per-side calibration (no symmetric max) and a
-calibration level tuned on validation pay for it.
+calibration level tuned on validation pay for it. The ad-hoc call adds margin only after a breach, so it costs
+little on average but raises the largest 1-day (and possibly 30-day) increase on crash days: the validation
+search weighs it against the bad debt it saves.
 
 All arrays are float64 numpy, shape ``(T, A)`` (days x assets) unless stated. Stateful recursions (buffer, cap,
 speed-limited path) run as ``jax.lax.scan`` vectorised over assets; plain-loop references live in the tests.
@@ -644,23 +672,58 @@ def _speed_scan(floor: jax.Array, target: jax.Array, rise: jax.Array, release: j
     return jax.lax.scan(step, init, (floor, target))[1]
 
 
-def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, max_release: float) -> np.ndarray:
-    """Margin path that follows a target with bounded daily rise and release, never below a floor.
+@jax.jit
+def _speed_scan_reset(floor: jax.Array, target: jax.Array, moves: jax.Array, reset: jax.Array, hist0: jax.Array,
+                      rise: jax.Array, release: jax.Array, trigger: jax.Array) -> jax.Array:
+    # hist0: (h, ...) NaN history of the last h outputs; hist[0] is the margin set h rows earlier
+    def step(carry, x):
+        prev, hist = carry
+        fl, tg, mv, rs = x
+        m = jnp.maximum(jnp.maximum(fl, prev * (1.0 - release)), jnp.minimum(tg, prev * (1.0 + rise)))
+        m = jnp.where(jnp.isnan(prev), jnp.maximum(tg, fl), m)
+        breach = mv > trigger * hist[0]                 # False where either is NaN
+        m = jnp.where(breach, jnp.fmax(m, rs), m)
+        skip = jnp.isnan(tg) | jnp.isnan(fl)
+        m = jnp.where(skip, prev, m)
+        out = jnp.where(skip, jnp.nan, m)
+        hist = jnp.concatenate([hist[1:], out[None]], axis=0)
+        return (m, hist), out
 
-    Recursion per column (a plain-loop reference is in ``tests/backtest/test_policies.py``)::
+    init = jnp.full(target.shape[1:], jnp.nan, dtype=target.dtype)
+    return jax.lax.scan(step, (init, hist0), (floor, target, moves, reset))[1]
+
+
+def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, max_release: float, *,
+                       moves: np.ndarray | None = None, reset: np.ndarray | None = None, trigger: float = 1.0,
+                       horizon: int = 1) -> np.ndarray:
+    """Margin path that follows a target with bounded daily rise and release, never below a floor; optionally an
+    ad-hoc call (a jump past the rise limit) after a breach.
+
+    Recursion per column (plain-loop references are in ``tests/backtest/test_policies*.py``)::
 
         m_0 = max(G_0, F_0)
         m_t = max(F_t, m_{t-1} (1 - max_release), min(G_t, m_{t-1} (1 + max_rise)))
+        if moves is given and moves_t > trigger * m_{t-h}:          (a breach: the h-day move ending at t
+            m_t = max(m_t, J_t)                                       used up `trigger` of the margin set for it)
 
-    ``F`` (the coverage floor) wins over the rise limit; the release limit only ever adds margin. Rows where
-    ``G`` or ``F`` is NaN are skipped (NaN out, state carried). Design and sources: the module docstring
-    (gradual, pre-announced increases; Murphy, Vasios & Vause 2014; EMIR RTS 153/2013 Art. 28).
+    ``F`` (the coverage floor) wins over the rise limit; the release limit only ever adds margin; on a breach day
+    the reset level ``J`` (NaN: none) wins over the rise limit too, as a CCP's intraday / ad-hoc margin call after a
+    backtest breach does (design: the module docstring). Rows where ``G`` or ``F`` is NaN are skipped (NaN out,
+    state carried, the skipped row counts as one of the h rows of the breach test with a NaN margin: no breach).
+    Without ``moves`` the path is exactly the plain speed-limited path. Sources: module docstring (gradual,
+    pre-announced increases; Murphy, Vasios & Vause 2014; EMIR RTS 153/2013 Art. 28; ad-hoc calls: PFMI Principle 6
+    key consideration 4, the authority to make intraday margin calls, as CME Clearing and LCH do after a breach).
 
     Args:
         target: ``(T, ...)`` float64 target ``G`` (relative moves).
         floor: same shape, floor ``F`` (<= target where both are set, but not required).
         max_rise: maximum relative daily increase, > 0 (0.05 = +5%/day).
         max_release: maximum relative daily decrease in [0, 1) (0.02 = -2%/day, half-life ~34 days).
+        moves: same shape, the realised relative move AGAINST the side over the h days ending at row t (>= 0 is a
+            loss for that side; NaN: unknown), or None (no breach test).
+        reset: same shape, ``J`` the level the path jumps to at once on a breach day (needed with ``moves``).
+        trigger: share of the margin a move must exceed to count as a breach, > 0 (1.0 = a backtest exception).
+        horizon: h, rows between the margin and the end of the move it covers (>= 1).
 
     Returns:
         float64 array of the same shape.
@@ -676,7 +739,23 @@ def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, m
     f = np.asarray(floor, dtype=np.float64)
     if g.shape != f.shape:
         raise PolicyError(f"floor: shape {f.shape} != target shape {g.shape}")
-    return np.asarray(_speed_scan(jnp.asarray(f), jnp.asarray(g), jnp.float64(max_rise), jnp.float64(max_release)))
+    if moves is None:
+        return np.asarray(_speed_scan(jnp.asarray(f), jnp.asarray(g), jnp.float64(max_rise),
+                                      jnp.float64(max_release)))
+    if not trigger > 0:
+        raise PolicyError(f"breach_trigger: must be > 0, got {trigger!r}")
+    if int(horizon) < 1:
+        raise PolicyError(f"horizon: must be >= 1, got {horizon!r}")
+    mv = np.asarray(moves, dtype=np.float64)
+    if reset is None:
+        raise PolicyError("reset: required with moves (the level of the ad-hoc call)")
+    j = np.asarray(reset, dtype=np.float64)
+    for name, x in (("moves", mv), ("reset", j)):
+        if x.shape != g.shape:
+            raise PolicyError(f"{name}: shape {x.shape} != target shape {g.shape}")
+    hist0 = jnp.full((int(horizon),) + g.shape[1:], jnp.nan, dtype=jnp.float64)
+    return np.asarray(_speed_scan_reset(jnp.asarray(f), jnp.asarray(g), jnp.asarray(mv), jnp.asarray(j), hist0,
+                                        jnp.float64(max_rise), jnp.float64(max_release), jnp.float64(trigger)))
 
 
 @dataclasses.dataclass
@@ -692,7 +771,10 @@ class SmoothPredictivePolicy(MarginPolicy):
     * ``A_t`` = move of the calibrated k-day quantile of ``lookahead_model`` (k = ``lookahead_horizon``) times
       ``sqrt(h / k)`` in log space; ``regime`` = ``R_t (1 + addon (p_high - threshold)+ / (1 - threshold))``;
     * target ``G_t = max(R_t, lookahead_weight A_t, regime, min_range)``, floor ``F_t = max(coverage_floor R_t,
-      min_range)``, path :func:`speed_limited_path` (``max_rise``, ``max_release``).
+      min_range)``, path :func:`speed_limited_path` (``max_rise``, ``max_release``);
+    * with ``breach_reset``: an ad-hoc call. When the realised h-day move against the side ending at t exceeds
+      ``breach_trigger`` times the margin set for it (``m_{t-h}``), the path goes at once to
+      ``J_t = max(G_t, breach_move * move_t)`` (the rise limit does not apply that day).
 
     Args:
         model: key into ``inputs.forecasts`` of the h-day forecast (q_lo / q_hi of the h-day log return).
@@ -700,13 +782,20 @@ class SmoothPredictivePolicy(MarginPolicy):
         lookahead_horizon: k in days (> inputs.horizon when ``lookahead_model`` is set).
         lookahead_weight: w >= 0.
         calib_level: one-tailed level of the conformal recalibration in (0.5, 1).
+        calib_level_down, calib_level_up: per-side levels (None: ``calib_level``); crypto crashes are down moves,
+            so the longs' side may need a higher level than the shorts'.
         calib_window: rolling window of scored days (None: expanding).
         calib_min_periods: scores needed before calibrating (before: scale 1).
         max_rise: relative daily rise limit (> 0).
         max_release: relative daily release limit in [0, 1).
-        coverage_floor: share of ``R_t`` the path may never go below, in [0, 1] (1 = coverage is hard).
+        coverage_floor: share of ``R_t`` the path may never go below, in [0, 1] (1 = coverage is hard: the
+            speed limit then acts only on the margin above the requirement).
         addon, threshold: regime add-on (0 disables).
         min_range: lower bound of each side's move.
+        breach_reset: ad-hoc call after a breach (False: the plain speed-limited path, the previous behaviour).
+        breach_trigger: share of the margin a realised move must exceed to trigger the call, in (0, 1]
+            (1 = a backtest exception; < 1 = a call when the move has used up that share of the margin).
+        breach_move: the call goes to at least this multiple of the triggering move, >= 0 (0: to ``G_t``).
         mm_factor: MM / IM.
     """
 
@@ -715,6 +804,8 @@ class SmoothPredictivePolicy(MarginPolicy):
     lookahead_horizon: int = 5
     lookahead_weight: float = 1.0
     calib_level: float = 0.99
+    calib_level_down: float | None = None
+    calib_level_up: float | None = None
     calib_window: int | None = 500
     calib_min_periods: int = 250
     max_rise: float = 0.05
@@ -723,6 +814,9 @@ class SmoothPredictivePolicy(MarginPolicy):
     addon: float = 0.0
     threshold: float = 0.2
     min_range: float = 0.0
+    breach_reset: bool = False
+    breach_trigger: float = 1.0
+    breach_move: float = 0.0
     mm_factor: float | Mapping[str, float] = 0.8
     name: str = "predictive_smooth"
 
@@ -739,6 +833,18 @@ class SmoothPredictivePolicy(MarginPolicy):
             raise PolicyError(f"threshold: must be in [0, 1), got {self.threshold!r}")
         if self.min_range < 0:
             raise PolicyError(f"min_range: must be >= 0, got {self.min_range!r}")
+        for key in ("calib_level", "calib_level_down", "calib_level_up"):
+            v = getattr(self, key)
+            if v is not None and not 0.5 < v < 1:
+                raise PolicyError(f"{key}: must be in (0.5, 1), got {v!r}")
+        if not 0 < self.breach_trigger <= 1:
+            raise PolicyError(f"breach_trigger: must be in (0, 1], got {self.breach_trigger!r}")
+        if self.breach_move < 0:
+            raise PolicyError(f"breach_move: must be >= 0, got {self.breach_move!r}")
+
+    def _level(self, side: str) -> float:
+        v = getattr(self, f"calib_level_{side}")
+        return float(self.calib_level if v is None else v)
 
     def requirements(self, inputs: RiskInputs) -> dict[str, np.ndarray]:
         """The inputs of the path: ``{"R_down", "R_up", "A_down", "A_up", "G_down", "G_up"}``, each ``(T, A)``."""
@@ -746,12 +852,13 @@ class SmoothPredictivePolicy(MarginPolicy):
 
         self._check(inputs)
         r = np.asarray(inputs.log_returns, dtype=np.float64)
-        kw = dict(level=self.calib_level, window=None if self.calib_window is None else int(self.calib_window),
+        kw = dict(window=None if self.calib_window is None else int(self.calib_window),
                   min_periods=int(self.calib_min_periods))
+        lo, hi = dict(kw, level=self._level("down")), dict(kw, level=self._level("up"))
         fc = _forecast(inputs, self.model, self.name)
         try:
-            q_lo = calibrate_quantile(r, fc.q_lo, inputs.horizon, **kw)
-            q_hi = calibrate_quantile(r, fc.q_hi, inputs.horizon, **kw)
+            q_lo = calibrate_quantile(r, fc.q_lo, inputs.horizon, **lo)
+            q_hi = calibrate_quantile(r, fc.q_hi, inputs.horizon, **hi)
             out = {"R_down": -np.expm1(q_lo), "R_up": np.expm1(q_hi)}
             foresight = self.lookahead_model is not None and self.lookahead_weight > 0
             if foresight and int(self.lookahead_horizon) <= int(inputs.horizon):
@@ -763,8 +870,8 @@ class SmoothPredictivePolicy(MarginPolicy):
                 fk = _forecast(inputs, self.lookahead_model, self.name)
                 k = int(self.lookahead_horizon)
                 scale = np.sqrt(inputs.horizon / k)
-                out["A_down"] = -np.expm1(scale * calibrate_quantile(r, fk.q_lo, k, **kw)) * self.lookahead_weight
-                out["A_up"] = np.expm1(scale * calibrate_quantile(r, fk.q_hi, k, **kw)) * self.lookahead_weight
+                out["A_down"] = -np.expm1(scale * calibrate_quantile(r, fk.q_lo, k, **lo)) * self.lookahead_weight
+                out["A_up"] = np.expm1(scale * calibrate_quantile(r, fk.q_hi, k, **hi)) * self.lookahead_weight
             else:
                 out["A_down"] = out["A_up"] = np.zeros_like(q_lo)
         except CalibrationError as e:
@@ -777,10 +884,21 @@ class SmoothPredictivePolicy(MarginPolicy):
 
     def scan_sides(self, inputs: RiskInputs) -> tuple[np.ndarray, np.ndarray]:
         req = self.requirements(inputs)
+        h = int(inputs.horizon)
+        if self.breach_reset:
+            # realised h-day log return ENDING at row t (known at t's close); NaN until h rows exist
+            rh = pd.DataFrame(np.asarray(inputs.log_returns, np.float64)).rolling(h, min_periods=h).sum().to_numpy()
+            moves = {"down": -np.expm1(rh), "up": np.expm1(rh)}
         sides = []
         for side in ("down", "up"):
             floor = np.maximum(self.coverage_floor * req[f"R_{side}"], self.min_range)
-            sides.append(speed_limited_path(req[f"G_{side}"], floor, self.max_rise, self.max_release))
+            if not self.breach_reset:
+                sides.append(speed_limited_path(req[f"G_{side}"], floor, self.max_rise, self.max_release))
+                continue
+            mv = moves[side]
+            reset = np.fmax(req[f"G_{side}"], self.breach_move * mv)
+            sides.append(speed_limited_path(req[f"G_{side}"], floor, self.max_rise, self.max_release, moves=mv,
+                                            reset=reset, trigger=self.breach_trigger, horizon=h))
         return sides[0], sides[1]
 
     def scan_ranges(self, inputs: RiskInputs) -> np.ndarray:

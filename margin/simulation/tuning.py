@@ -165,17 +165,33 @@ def slack(s: Mapping, ref: Mapping) -> dict[str, float]:
     return out
 
 
-def choose(trials: list[dict], ref: Mapping) -> dict | None:
+BAD_DEBT_TARGETS = ("bad_debt", "stress ")    # slack keys of the bad-debt targets (total, each stress window)
+
+
+def choose(trials: list[dict], ref: Mapping, priority: str | None = None) -> dict | None:
     """The rule fixed before the test is run: among passing trials on the Pareto front, the one that meets the most
     issue-10 targets against the best reactive policy on validation (:func:`slack` >= 0), ties broken by the
-    largest WORST target slack (the most robust to a new period)."""
+    largest WORST target slack (the most robust to a new period).
+
+    ``priority="bad_debt"`` (``tune.choose_priority``) first maximises the number of BAD-DEBT targets met (the total
+    and every stress window, :data:`BAD_DEBT_TARGETS`), then applies the rule above: safety is not traded for
+    cost or smoothness (the 2021-2023 test of the earlier choice lost on bad debt in every stress window).
+    ``None`` is the rule above alone.
+
+    Raises:
+        ValueError: unknown ``priority``.
+    """
+    if priority not in (None, "none", "bad_debt"):
+        raise ValueError(f"tune.choose_priority: must be null, none or bad_debt, got {priority!r}")
     cand = [t for t in trials if t["summary"]["passes"] and t.get("pareto")]
     if not cand:
         return None
 
     def key(t):
         sl = slack(t["summary"], ref)
-        return sum(v >= 0 for v in sl.values()), min(sl.values())
+        met = sum(v >= 0 for v in sl.values())
+        bd = sum(v >= 0 for k, v in sl.items() if k.startswith(BAD_DEBT_TARGETS))
+        return (bd if priority == "bad_debt" else 0), met, min(sl.values())
 
     return max(cand, key=key)
 
@@ -237,18 +253,24 @@ def pareto_markdown(trials: list[dict], passing: list[dict], front: list[dict], 
     for k, s in ref.items():
         L.append(f"- {k}: avg margin {100 * s['avg_margin']:.2f}%, max 30d increase {100 * s['max_increase_30d']:.0f}%,"
                  f" peak/trough {s['peak_to_trough']:.2f}, bad debt {s['bad_debt_musd']:.3f} USD m, passes "
-                 f"{s['passes']} (min p {s['min_p']:.3f})")
+                 f"{s['passes']} (min p {s['min_p']:.3f}); stress windows (USD m): {_stress(s)}")
+    L += ["", "Stress-window bad debt (USD m) of the front:", ""]
+    L += [f"- front #{i}: {_stress(t['summary'])}" for i, t in enumerate(front)]
     return L
 
 
+def _stress(s: Mapping) -> str:
+    return ", ".join(f"{w} {v:.3f}" for w, v in s["stress_bad_debt_musd"].items())
+
+
 def pareto_report(trials: list[dict], passing: list[dict], ref: Mapping[str, Mapping], keys: list[str], *,
-                  eval_start, end, train_end) -> tuple[dict, list[str]]:
+                  eval_start, end, train_end, priority: str | None = None) -> tuple[dict, list[str]]:
     """Choose among ``trials`` (``passing`` marked by :func:`mark_pareto`) against the best of the reactive
     summaries ``ref`` (:func:`best_reactive`, :func:`choose`). Returns (``{"n_trials", "n_passing", "front" (sorted
     by avg margin), "reactive", "best_reactive", "chosen" (a trial or None)}``, Markdown lines of
-    :func:`pareto_markdown`)."""
+    :func:`pareto_markdown`). ``priority``: see :func:`choose`."""
     best = best_reactive(ref)
-    chosen = choose(trials, ref[best])
+    chosen = choose(trials, ref[best], priority)
     front = sorted([t for t in passing if t.get("pareto")], key=lambda t: t["summary"]["avg_margin"])
     L = pareto_markdown(trials, passing, front, ref, best, keys, eval_start=eval_start, end=end, train_end=train_end)
     result = {"n_trials": len(trials), "n_passing": len(passing), "front": front, "reactive": ref,
