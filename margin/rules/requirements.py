@@ -88,8 +88,9 @@ __all__ = [
 # concatenated per-row worst values (1.5-2x slower than one gather per block: the concatenate is a copy), a
 # +inf sentinel row appended per block (a copy per block, 2x slower than a select on index < 0), and k adjacent
 # rows per dot against kron(I_k, L_b) (a free reshape, k = 2, 4, 8: 4-7x slower, YNN picks a slow path).
-# Dense kernel vs sgemm (timeboxed): positions in 2 MiB transparent huge pages (mmap + MADV_HUGEPAGE, passed to
-# JAX zero-copy by DLPack) changed the dense kernel by 1-2% (noise); sgemm / dense stayed 1.2-1.27 in those rounds.
+# Dense kernel vs sgemm (timeboxed, 20 min): positions in 2 MiB transparent huge pages (mmap + MADV_HUGEPAGE,
+# passed to JAX zero-copy by DLPack), the "NT" dot_general against L^T, max of x @ (-L), Precision.HIGHEST: all
+# within noise of the dense kernel (1-3%); sgemm / dense stayed 1.1-1.27 in the quieter rounds.
 MAX_CHUNK_ELEMENTS = 1 << 25
 DEFAULT_CHUNK = None
 
@@ -595,12 +596,16 @@ def _check_sparse_index(index: np.ndarray, sizes: list) -> None:
         raise MarginInputError("index", f"row index out of range [-1, {sizes[b]}) of rows[{b}]", (k, b),
                                int(index[k, b]))
     for b, size in enumerate(sizes):
-        held = index[:, b][index[:, b] >= 0]
-        if held.size != size or not np.array_equal(held, np.arange(size, dtype=held.dtype)):
-            j = int(np.argmax(held != np.arange(held.size))) if held.size and held.size <= size else None
+        accounts = np.flatnonzero(index[:, b] >= 0)
+        held = index[accounts, b]
+        m = min(held.size, size)
+        wrong = np.flatnonzero(held[:m] != np.arange(m))
+        if wrong.size or held.size != size:
+            at = (int(accounts[wrong[0]]), b) if wrong.size else None
             raise MarginInputError("index", f"block {b}: the non-negative entries in account order must be "
                                             f"0 .. {size - 1} (one row per holding account, ascending accounts); "
-                                            f"got {held.size} entries", None if j is None else (j, b))
+                                            f"got {held.size} entries", at,
+                                   None if at is None else int(index[at]))
 
 
 def _sparse_worst_rows(rows, index, ls):

@@ -143,3 +143,16 @@ def test_block_sparse_errors():
         margin.sparse_block_positions_from_rows(3, [[0, 1]], [np.ones((3, 1))])
     with pytest.raises(err, match=r"^position_blocks\[1\]"):
         margin.sparse_block_positions_from_blocks([np.ones((3, 1)), np.ones((2, 1))])
+
+
+def test_block_sparse_index_error_names_account():
+    sp = margin.sparse_block_positions_from_rows(5, [[0, 2, 4]], [np.ones((3, 2))], jnp.float64)
+    idx = np.asarray(sp.index).copy()
+    idx[[2, 4], 0] = [2, 1]  # rows of accounts 2 and 4 swapped: accounts no longer ascending
+    with pytest.raises(margin.MarginInputError, match=r"^index at index \(2, 0\).*block 0") as e:
+        margin.portfolio_margin_block_sparse(sp._replace(index=idx), [np.ones((2, 3))], dtype=jnp.float64)
+    assert e.value.field == "index" and e.value.value == 2
+    idx = np.asarray(sp.index).copy()
+    idx[4, 0] = -1  # row 2 not referenced
+    with pytest.raises(margin.MarginInputError, match="got 2 entries"):
+        margin.portfolio_margin_block_sparse(sp._replace(index=idx), [np.ones((2, 3))], dtype=jnp.float64)
