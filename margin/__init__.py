@@ -20,7 +20,10 @@ group):
 - requirements: :func:`portfolio_margin`, :func:`isolated_margin`, :func:`cross_margin`, :func:`portfolio_im_mm`,
   :func:`net_gross_ratio`, :func:`historical_var_es`, :func:`parametric_var_es`,
   :func:`sharded_portfolio_margin`; block-structured scenario sets: :class:`BlockLayout`, :func:`block_layout`,
-  :func:`detect_block_layout`, :func:`split_positions`, :func:`portfolio_margin_blocks`
+  :func:`detect_block_layout`, :func:`split_positions`, :func:`portfolio_margin_blocks`; block-sparse positions
+  (accounts hold few underlyings): :class:`SparseBlockPositions`, :func:`sparse_block_positions`,
+  :func:`sparse_block_positions_from_blocks`, :func:`sparse_block_positions_from_rows`,
+  :func:`portfolio_margin_block_sparse`
 - venue rule sets: :mod:`margin.rules.span` (CME SPAN), :mod:`margin.rules.deribit` (Deribit portfolio margin),
   :func:`perpetual_margin` (linear perpetuals); dYdX v4 / Aave v3 / weighted health in :mod:`margin.rules.venues`
 - real data: :func:`load_deribit_chain` (any Deribit chain, IVs backed out where ``mark_iv`` is empty),
@@ -77,6 +80,11 @@ from margin.rules.requirements import (  # noqa: E402
     detect_block_layout,
     split_positions,
     portfolio_margin_blocks,
+    SparseBlockPositions,
+    sparse_block_positions,
+    sparse_block_positions_from_blocks,
+    sparse_block_positions_from_rows,
+    portfolio_margin_block_sparse,
     streaming_pass,
 )
 from margin.rules.span import SpanParams, SpanResult, span_requirement, span_scenarios  # noqa: E402
@@ -173,6 +181,11 @@ __all__ = [
     "detect_block_layout",
     "split_positions",
     "portfolio_margin_blocks",
+    "SparseBlockPositions",
+    "sparse_block_positions",
+    "sparse_block_positions_from_blocks",
+    "sparse_block_positions_from_rows",
+    "portfolio_margin_block_sparse",
     "streaming_pass",
     "SpanParams",
     "SpanResult",

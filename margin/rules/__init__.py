@@ -1,7 +1,8 @@
 """Requirements and venue rule sets: from positions and scenario P&L to IM, MM and health.
 
-- :mod:`margin.rules.requirements`: jitted portfolio / isolated / cross margin kernels, dense and
-  block-structured, batched over millions of accounts; VaR / ES.
+- :mod:`margin.rules.requirements`: jitted portfolio / isolated / cross margin kernels, dense,
+  block-structured and block-sparse (accounts holding few underlyings), batched over millions of accounts;
+  VaR / ES.
 - :mod:`margin.rules.span` (CME SPAN), :mod:`margin.rules.deribit` (Deribit portfolio margin),
   :mod:`margin.rules.perpetual` (perpetual IM / MM / liquidation price), :mod:`margin.rules.collateral`
   (haircuts, health factor).
