@@ -12,8 +12,9 @@ Modes (``mode=...``):
   dominated (the optuna sweeper has no constraint hook).
 * ``pareto``: read the trials of a sweep directory (``sweep_dir=...``, or a list ``sweep_dir=[a,b]``: trials
   pooled), evaluate the reactive baselines on the same validation period, print the Pareto front of the passing
-  trials and CHOOSE one by a rule fixed before the test (with ``tune.choose_priority=bad_debt``: first the most bad-debt targets met, total and every validation
-  stress window; then the most issue-10 targets met on validation, then the largest worst-target slack, :func:`choose`);
+  trials and CHOOSE one by a rule fixed before the test (with ``tune.choose_priority=bad_debt``: first the most
+  bad-debt targets met, total and every validation stress window; then the most issue-10 targets met on validation,
+  then the largest worst-target slack, :func:`choose`);
   write it as ``chosen_policy.yaml`` (and to ``conf/policy/<write_conf>.yaml`` when ``write_conf`` is set).
 * ``ablation``: the selected policy beside variants (``ablation.*``: the same step limit without foresight,
   with a hard coverage floor, without speed limits) on the validation period: what the lookahead buys.
