@@ -10,10 +10,11 @@ Modes (``mode=...``):
   asset x side), bad debt over the evaluation period (USD m). A configuration that fails Kupiec or Christoffersen
   (independence or conditional coverage) at 5% on any series gets every objective raised by a penalty, so it is
   dominated (the optuna sweeper has no constraint hook).
-* ``pareto``: read the trials of a sweep directory (``sweep_dir=...``), evaluate the reactive baselines on the
-  same validation period, print the Pareto front of the passing trials and CHOOSE one by a rule fixed before the
-  test (with ``tune.choose_priority=bad_debt``: first the most bad-debt targets met, total and every validation
-  stress window; then the most issue-10 targets met on validation, then the largest worst-target slack, :func:`choose`);
+* ``pareto``: read the trials of a sweep directory (``sweep_dir=...``, or a list ``sweep_dir=[a,b]``: trials
+  pooled), evaluate the reactive baselines on the same validation period, print the Pareto front of the passing
+  trials and CHOOSE one by a rule fixed before the test (with ``tune.choose_priority=bad_debt``: first the most
+  bad-debt targets met, total and every validation stress window; then the most issue-10 targets met on validation,
+  then the largest worst-target slack, :func:`choose`);
   write it as ``chosen_policy.yaml`` (and to ``conf/policy/<write_conf>.yaml`` when ``write_conf`` is set).
 * ``ablation``: the selected policy beside variants (``ablation.*``: the same step limit without foresight,
   with a hard coverage floor, without speed limits) on the validation period: what the lookahead buys.
@@ -144,7 +145,9 @@ def reactive_baselines(cfg: DictConfig) -> dict[str, dict]:
 def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     if not cfg.get("sweep_dir"):
         raise ValueError("sweep_dir: set it to the multirun directory of the sweep (mode=pareto)")
-    trials = read_trials(cfg.sweep_dir)
+    # sweep_dir may list several sweeps (``sweep_dir=[<dir1>,<dir2>]``): their trials are pooled, one front, one choice
+    dirs = list(cfg.sweep_dir) if OmegaConf.is_list(cfg.sweep_dir) else [cfg.sweep_dir]
+    trials = [t for d in dirs for t in read_trials(d)]
     passing = mark_pareto(trials)
     priority = cfg.tune.get("choose_priority")
     result, L = pareto_report(trials, passing, reactive_baselines(cfg), list(cfg.tune.report_keys),

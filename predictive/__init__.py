@@ -23,11 +23,14 @@ from predictive.ewma import EWMA  # noqa: E402
 from predictive.garch import GARCH11, garch_loglikelihood  # noqa: E402
 from predictive.har import HARRV  # noqa: E402
 from predictive.hmm import GaussianHMM, hmm_loglikelihood  # noqa: E402
+from predictive.combo import ComboConfigError, ForecastCombination  # noqa: E402
 from predictive.models import MODEL_NAMES, build_model, make_model, model_class  # noqa: E402
 
 __all__ = [
     "DEFAULT_LEVELS",
+    "ComboConfigError",
     "EWMA",
+    "ForecastCombination",
     "GARCH11",
     "GaussianHMM",
     "HARRV",

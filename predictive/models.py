@@ -2,7 +2,8 @@
 
 Names: ``ewma`` (:class:`predictive.ewma.EWMA`), ``garch`` (:class:`predictive.garch.GARCH11`), ``har``
 (:class:`predictive.har.HARRV`), ``hmm`` (:class:`predictive.hmm.GaussianHMM`) and ``regime_net``
-(``predictive.regime_net.RegimeNet``, imported lazily so that the baselines do not pull in flax/optax).
+(``predictive.regime_net.RegimeNet``, imported lazily so that the baselines do not pull in flax/optax) and ``combo``
+(:class:`predictive.combo.ForecastCombination`, trailing-QLIKE-weighted combination of member models).
 Configs live in ``conf/model/<name>.yaml``: ``name: <name>``; every other key is a constructor argument.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "har": ("predictive.har", "HARRV"),
     "hmm": ("predictive.hmm", "GaussianHMM"),
     "regime_net": ("predictive.regime_net", "RegimeNet"),
+    "combo": ("predictive.combo", "ForecastCombination"),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
