@@ -117,7 +117,10 @@ def summary_rows(res: dict, targets: dict | None = None) -> list:
         Row("health quantiles p1 / p10 / p50", f"{hq(.01):.4g} / {hq(.1):.4g} / {hq(.5):.4g}", "",
             note="health = collateral / MM"),
         Row("wall time, read + margin all parts", res["seconds"], "s",
-            note=f"set-up before or beside the parts (kernel compile, part buffers, warm-up: the parts held in flight "
+            note=(f"best of {len(res['pass_seconds'])} full passes ("
+                  + ", ".join(f"{t:.3f}" for t in res["pass_seconds"]) + " s; the in-memory reference is also the "
+                  "best of as many calls); " if len(res.get("pass_seconds", ())) > 1 else "")
+            + f"set-up before or beside the parts (kernel compile, part buffers, warm-up: the parts held in flight "
                  f"read and the first margined, discarded; Ray start-up): "
                  f"{res.get('compile_s', 0):.2f} s, "
                  "not included" + ("; Ray workers compile inside the timed part" if res["backend"] == "ray" else "")),
@@ -188,9 +191,15 @@ def run(cfg: DictConfig, out_dir) -> dict:
                              g.positions_per_account, g.collateral_multiple, g.seed, progress=cfg.progress)
         if cfg.mode == "generate":
             return {"meta": meta}
-    res = run_book(book, mm_factor=cfg.mm_factor, blocks=cfg.blocks, backend=cfg.backend, ray_cfg=cfg.ray,
-                   hist=OmegaConf.to_container(cfg.histogram), dtype=cfg.dtype, prefetch=cfg.prefetch,
-                   readers=cfg.get("readers", 2), progress=cfg.progress)
+    # bench: the best of `bench.repeats` full passes, as the in-memory reference is the best of as many calls
+    passes = [run_book(book, mm_factor=cfg.mm_factor, blocks=cfg.blocks, backend=cfg.backend, ray_cfg=cfg.ray,
+                       hist=OmegaConf.to_container(cfg.histogram), dtype=cfg.dtype, prefetch=cfg.prefetch,
+                       readers=cfg.get("readers", 2), progress=cfg.progress)
+              for _ in range(int(cfg.bench.repeats) if cfg.mode == "bench" else 1)]
+    res = min(passes, key=lambda r: r["seconds"])
+    if any(r["sum_im"] != res["sum_im"] or r["n_below_mm"] != res["n_below_mm"] for r in passes):
+        raise RuntimeError("margin_book: passes over the same book gave different totals (bug)")
+    res["pass_seconds"] = [r["seconds"] for r in passes]
     res["book_dir"] = str(book)
     targets = None
     if cfg.mode == "bench":

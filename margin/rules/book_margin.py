@@ -66,6 +66,9 @@ from margin.validation import MarginInputError
 POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32()), ("quantity", pa.float32())])
 ACCOUNT_SCHEMA = pa.schema([("account_id", pa.int64()), ("collateral_usd", pa.float64())])
 ACCOUNT_QUANTUM = 1 << 16  # position grids are padded to a multiple of this many accounts (few compiled shapes)
+READ_THREADS = True        # Arrow decodes the columns of a part on its thread pool
+ERROR_KEYS = ("n_bad_rows", "n_bad_collateral")  # counted by the kernel: accounts with a non-finite quantity / bad
+                                                 # collateral (the part is then refused, the row named on the host)
 
 
 # ----------------------------------------------------------------------------- generate
@@ -168,7 +171,7 @@ def list_parts(book_dir) -> list[str]:
 def _columns(path: Path, columns: list[str]) -> list[np.ndarray]:
     """Columns of one Parquet file as NumPy arrays (memory-mapped read; zero-copy when one row group)."""
     try:
-        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=True)
+        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=READ_THREADS)
     except (KeyError, pa.ArrowInvalid, OSError) as exc:
         raise MarginInputError(str(path), f"cannot read the columns {columns} of the book schema: {exc}") from exc
     out = []
@@ -260,7 +263,7 @@ def part_kernel(x, coll, n, pnl, mm_factor, *, chunk: int, blocks, edges: tuple,
     Args:
         x: ``(C x chunk, I)`` float32 (or the kernel dtype) units per local account and instrument; rows ``>= n``
             are padding (ignored).
-        coll: ``(C x chunk,)`` float64 collateral, USD, of local accounts 0 .. n-1 (then padding); checked on the host.
+        coll: ``(C x chunk,)`` float64 collateral, USD, of local accounts 0 .. n-1 (then zero padding).
         n: number of accounts of the part.
         pnl: ``(I, S)`` per-unit P&L (kernel dtype, USD), or with ``blocks`` a tuple of ``(I_b, S_b)`` blocks.
         chunk: accounts per step of the scan (static): the ``(chunk, S)`` P&L of a step stays in cache.
@@ -268,8 +271,9 @@ def part_kernel(x, coll, n, pnl, mm_factor, *, chunk: int, blocks, edges: tuple,
         edges / h_edges: static tuples of the histogram bin edges (USD; health).
 
     Returns:
-        dict of float64 sums (USD), int64 counts and int64 histogram counts; with ``per_account`` also ``im``
-        ``(C x chunk,)``.
+        dict of float64 sums (USD), int64 counts and int64 histogram counts; ``n_bad_rows`` / ``n_bad_collateral``
+        count accounts with a non-finite quantity / collateral that is not finite and >= 0 (non-zero: the part is
+        invalid); with ``per_account`` also ``im`` ``(C x chunk,)``.
     """
     e, he = np.asarray(edges), np.asarray(h_edges)
     n_chunks = x.shape[0] // chunk
@@ -281,11 +285,9 @@ def part_kernel(x, coll, n, pnl, mm_factor, *, chunk: int, blocks, edges: tuple,
     off_h = nb + 3
     n_hist = off_h + hb + 2
     mm64 = jnp.asarray(mm_factor, jnp.float64)
-
-    def slot(v64, log_v, edges_, offset):
-        lo, step = np.float32(np.log10(edges_[0])), np.float32(np.log10(edges_[1] / edges_[0]))
-        j = jnp.clip(jnp.floor((log_v - lo) / step), 0, len(edges_) - 2).astype(jnp.int32) + 1
-        return offset + jnp.where(v64 < edges_[0], 0, jnp.where(v64 >= edges_[-1], len(edges_), j))
+    mm32 = jnp.asarray(mm_factor, jnp.float32)
+    lo, step = np.float32(np.log10(e[0])), np.float32(np.log10(e[1] / e[0]))
+    h_lo, h_step = np.float32(np.log10(he[0])), np.float32(np.log10(he[1] / he[0]))
 
     def body(carry, c):
         a0 = c * chunk
@@ -297,30 +299,34 @@ def part_kernel(x, coll, n, pnl, mm_factor, *, chunk: int, blocks, edges: tuple,
                                                    for b, lb in zip(blocks, pnl)])
         valid = a0 + ar_a < n
         im_c = jnp.where(valid, jnp.maximum(-worst, 0), 0)          # kernel dtype
-        im = im_c.astype(jnp.float64)
-        cc = jax.lax.dynamic_slice(coll, (a0,), (chunk,))           # float64, zero past n (host)
-        mm = mm64 * im
-        has = im > 0
-        health = cc / jnp.where(has, mm, 1.0)
-        # bins from float32 logs (bins are 12% wide); below / above decided on the float64 values
-        l_im = jnp.log10(im_c.astype(jnp.float32))
-        l_h = jnp.log10(cc.astype(jnp.float32)) - jnp.log10((mm64 * im).astype(jnp.float32))
-        j_im = jnp.where(has, slot(im, l_im, e, 1), 0)
-        j_h = jnp.where(has, slot(health, l_h, he, off_h), n_hist)
-        idx = jnp.where(jnp.concatenate([valid, valid]), jnp.concatenate([j_im, j_h]), n_hist)
+        cc = jax.lax.dynamic_slice(coll, (a0,), (chunk,))           # float64 USD, zero past n (host)
+        bad_cc = valid & (~(cc >= 0) | (cc == jnp.inf))              # NaN, negative or infinite collateral
+        # histogram slots from float32 logs (bins are 12% wide; -1 / past the last bin = below / above); kept to
+        # simple float32 arithmetic because XLA:CPU vectorises it (float64 divides here tripled the kernel time)
+        im32, cc32 = im_c.astype(jnp.float32), cc.astype(jnp.float32)
+        j_im = jnp.clip(jnp.floor((jnp.log10(im32) - lo) / step), -1, nb).astype(jnp.int32) + 2
+        j_im = jnp.where(im32 == 0, 0, j_im)
+        l_h = jnp.log10(cc32) - jnp.log10(mm32 * im32)
+        j_h = jnp.clip(jnp.floor((l_h - h_lo) / h_step), -1, hb).astype(jnp.int32) + (off_h + 1)
+        j_h = jnp.where(im32 > 0, j_h, n_hist)
+        idx = jnp.concatenate([jnp.where(valid, j_im, n_hist), jnp.where(valid, j_h, n_hist)])
         hist = carry["hist"] + jnp.zeros(n_hist + 1, jnp.int32).at[idx].add(1, mode="promise_in_bounds")
+        im = im_c.astype(jnp.float64)
+        mm = mm64 * im
         new = {
             "sum_im": carry["sum_im"] + im.sum(), "sum_collateral": carry["sum_collateral"] + cc.sum(),
             "shortfall_mm": carry["shortfall_mm"] + jnp.maximum(mm - cc, 0).sum(),
             "max_im": jnp.maximum(carry["max_im"], im.max()),
             "n_below_mm": carry["n_below_mm"] + (valid & (cc < mm)).sum(dtype=jnp.int64),
             "n_below_im": carry["n_below_im"] + (valid & (cc < im)).sum(dtype=jnp.int64),
+            "n_bad_rows": carry["n_bad_rows"] + (valid & ~jnp.isfinite(im_c)).sum(dtype=jnp.int64),
+            "n_bad_collateral": carry["n_bad_collateral"] + bad_cc.sum(dtype=jnp.int64),
             "hist": hist,
         }
         return new, (im_c if per_account else None)
 
     init = {k: jnp.zeros((), jnp.float64) for k in ("sum_im", "sum_collateral", "shortfall_mm", "max_im")}
-    init.update({k: jnp.zeros((), jnp.int64) for k in ("n_below_mm", "n_below_im")})
+    init.update({k: jnp.zeros((), jnp.int64) for k in ("n_below_mm", "n_below_im") + ERROR_KEYS})
     init["hist"] = jnp.zeros(n_hist + 1, jnp.int32)
     total, ims = jax.lax.scan(body, init, jnp.arange(n_chunks))
     h = total.pop("hist")[:n_hist].astype(jnp.int64)
@@ -396,11 +402,10 @@ def prepare_part(part: dict, n_instruments: int, slot: int = 0) -> tuple:
     position grid in a reused, aligned buffer of ``slot`` (duplicated rows summed); returns ``(args, static)``
     for :func:`part_kernel`. Rows sorted by account with distinct, sorted instruments (the usual export) are
     placed with one indexed store; other rows are summed with ``np.bincount``. Raises MarginInputError naming the
-    first bad row (file, row, column, value)."""
+    first bad row (file, row, column, value); non-finite quantities and bad collateral are counted by the kernel
+    (they cost a pass here) and named by :class:`PartMargin`."""
     acc, ids, qty, coll = part["account_id"], part["ids"], part["quantity"], part["collateral"]
     n, n_i = ids.size, n_instruments
-    if not (np.isfinite(coll).all() and (coll >= 0).all() and np.isfinite(qty).all()):
-        locate_error(part, n_i)
     flat, distinct = _flat_index(part, n_i, _buffer(("flat", slot), acc.size, np.int64))
     if flat is None:
         locate_error(part, n_i)
@@ -460,7 +465,9 @@ class PartMargin:
             t0 += t1 - tc
         res = jax.device_get(fn(*full))
         t2 = time.perf_counter()
-        out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items()}
+        if any(int(res[k]) for k in ERROR_KEYS):
+            locate_error(part, self.n_instruments)
+        out = {k: (np.asarray(v) if np.ndim(v) else v.item()) for k, v in res.items() if k not in ERROR_KEYS}
         out["hist_mm"] = out["hist_im"].copy()  # over mm_edges = mm_factor x edges (MM = mm_factor x IM)
         if per_account:
             out["im"] = np.asarray(res["im"])[:part["ids"].size]
