@@ -40,6 +40,8 @@ USAGE_ERROR = 2
 _USER_ERRORS = (
     ("predictive.data", "DataValidationError"),
     ("predictive.base", "InsufficientDataError"),
+    ("predictive.combo", "ComboConfigError"),
+    ("margin.simulation.calibration", "CalibrationError"),
     ("margin.validation", "MarginInputError"),
     ("margin.simulation.book", "BookError"),
     ("margin.simulation.policies", "PolicyError"),

@@ -154,6 +154,18 @@ def test_forecast_and_backtest_apps_check_their_configs(in_tmp, monkeypatch, cap
     assert not (in_tmp / "outputs").exists()
 
 
+def test_a_bad_combination_model_is_one_line(in_tmp, monkeypatch, capsys):
+    """A forecast combination with one member is the user's mistake: one line naming it, exit 2."""
+    from experiments import backtest
+
+    status, err, _ = run_app(backtest.main, monkeypatch, capsys, "policy=predictive_smooth_combo",
+                             "+models.combo_k={config: combo, members: [garch]}", "compare=[]",
+                             "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-02-28",
+                             "data.use_hourly=false", "data.use_funding=false", "book=tiny", "book.n_accounts=20",
+                             "oracle_study.enabled=false", "plot=false")
+    assert status == 2 and err.count("\n") == 1 and "members needs at least 2 models" in err
+
+
 def test_min_training_rows_matches_regime_net_refusal():
     """The pre-check's RegimeNet minimum is at least the model's own min_history."""
     from predictive.regime_net import RegimeNet
