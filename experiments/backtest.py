@@ -29,8 +29,8 @@ from experiments._cli import hydra_app
 from experiments.data import load_features
 from experiments.schema import BACKTEST
 from margin.simulation import coverage_metrics, h_day_losses, render_report  # noqa: F401  (re-exported)
-from predictive.training import (CONF_DIR, forecast_arrays, load_forecast_arrays, model_config,  # noqa: F401
-                                 save_forecast_arrays, train_models)
+from predictive.training import (CONF_DIR, forecast_arrays, load_forecast_arrays, model_conf_digest,  # noqa: F401
+                                 model_config, save_forecast_arrays, train_models)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def _cache_path(cfg, needed, dates) -> Path | None:
     key = json.dumps({"models": {m: OmegaConf.to_container(cfg.models, resolve=True).get(m) for m in needed},
                       "train_end": str(cfg.train_end), "horizon": int(cfg.horizon), "seed": int(cfg.seed),
                       "assets": [str(a) for a in cfg.assets], "data": OmegaConf.to_container(cfg.data, resolve=True),
-                      "dates": [str(dates[0]), str(dates[-1]), len(dates)]}, sort_keys=True)
+                      "dates": [str(dates[0]), str(dates[-1]), len(dates)],
+                      "model_files": model_conf_digest()}, sort_keys=True)
     return Path(cfg.forecast_cache) / f"forecasts_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 

@@ -62,9 +62,12 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _cache_file(cfg: DictConfig) -> Path:
+    from predictive.training import model_conf_digest
+
     key = json.dumps({"models": OmegaConf.to_container(cfg.models, resolve=True), "train_end": str(cfg.train_end),
                       "horizon": int(cfg.horizon), "seed": int(cfg.seed), "assets": [str(a) for a in cfg.assets],
-                      "data": OmegaConf.to_container(cfg.data, resolve=True), "end": str(cfg.end)}, sort_keys=True)
+                      "data": OmegaConf.to_container(cfg.data, resolve=True), "end": str(cfg.end),
+                      "model_files": model_conf_digest()}, sort_keys=True)
     return Path(cfg.forecast_cache) / f"tune_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 

@@ -32,8 +32,8 @@ from margin.simulation.policies import load_forecast_arrays, save_forecast_array
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_kwargs",
-           "save_forecast_arrays", "train_models"]
+__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_conf_digest",
+           "model_kwargs", "save_forecast_arrays", "train_models"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -47,6 +47,17 @@ def _plain(x):
     except ImportError:  # pragma: no cover
         pass
     return x
+
+
+def model_conf_digest(conf_dir: str | Path = CONF_DIR) -> str:
+    """SHA-256 (hex) of every ``<conf_dir>/model/*.yaml`` (names and bytes): part of the forecast caches' keys, so
+    editing a model file (or a member of a combination) never reuses forecasts made with the old settings."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((Path(conf_dir) / "model").glob("*.yaml")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def model_config(name: str, overrides: Mapping | None = None, conf_dir: str | Path = CONF_DIR) -> dict:
