@@ -280,10 +280,15 @@ def move_from_quantiles(q_lo: np.ndarray, q_hi: np.ndarray) -> np.ndarray:
     return np.maximum(np.expm1(q_hi), -np.expm1(q_lo))
 
 
+def _h_day_log_returns(log_returns: np.ndarray, horizon: int) -> np.ndarray:
+    """(T, A) float64 log return of the h-day window ENDING at row t, known at t's close (NaN until h rows exist)."""
+    r = pd.DataFrame(np.asarray(log_returns, dtype=np.float64))
+    return r.rolling(horizon, min_periods=horizon).sum().to_numpy()
+
+
 def _h_day_moves(log_returns: np.ndarray, horizon: int) -> np.ndarray:
     """(T, A) worst-side relative move of the h-day window ENDING at row t (NaN until h rows exist)."""
-    r = pd.DataFrame(np.asarray(log_returns, dtype=np.float64))
-    rh = r.rolling(horizon, min_periods=horizon).sum().to_numpy()
+    rh = _h_day_log_returns(log_returns, horizon)
     return np.maximum(np.expm1(rh), -np.expm1(rh))
 
 
@@ -659,23 +664,10 @@ class AntiProcyclical(MarginPolicy):
 # --------------------------------------------------------------------------------------------------- smooth
 
 @jax.jit
-def _speed_scan(floor: jax.Array, target: jax.Array, rise: jax.Array, release: jax.Array) -> jax.Array:
-    def step(prev, x):
-        fl, tg = x
-        m = jnp.maximum(jnp.maximum(fl, prev * (1.0 - release)), jnp.minimum(tg, prev * (1.0 + rise)))
-        m = jnp.where(jnp.isnan(prev), jnp.maximum(tg, fl), m)
-        skip = jnp.isnan(tg) | jnp.isnan(fl)
-        m = jnp.where(skip, prev, m)
-        return m, jnp.where(skip, jnp.nan, m)
-
-    init = jnp.full(target.shape[1:], jnp.nan, dtype=target.dtype)
-    return jax.lax.scan(step, init, (floor, target))[1]
-
-
-@jax.jit
-def _speed_scan_reset(floor: jax.Array, target: jax.Array, moves: jax.Array, reset: jax.Array, hist0: jax.Array,
+def _speed_scan(floor: jax.Array, target: jax.Array, moves: jax.Array, reset: jax.Array, hist0: jax.Array,
                       rise: jax.Array, release: jax.Array, trigger: jax.Array) -> jax.Array:
-    # hist0: (h, ...) NaN history of the last h outputs; hist[0] is the margin set h rows earlier
+    # hist0: (h, ...) NaN history of the last h outputs; hist[0] is the margin set h rows earlier. NaN moves never
+    # breach, so all-NaN moves give the plain speed-limited path
     def step(carry, x):
         prev, hist = carry
         fl, tg, mv, rs = x
@@ -739,9 +731,8 @@ def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, m
     f = np.asarray(floor, dtype=np.float64)
     if g.shape != f.shape:
         raise PolicyError(f"floor: shape {f.shape} != target shape {g.shape}")
-    if moves is None:
-        return np.asarray(_speed_scan(jnp.asarray(f), jnp.asarray(g), jnp.float64(max_rise),
-                                      jnp.float64(max_release)))
+    if moves is None:  # no breach test: NaN moves never trigger the call
+        moves, reset, trigger, horizon = np.full(g.shape, np.nan), np.full(g.shape, np.nan), 1.0, 1
     if not trigger > 0:
         raise PolicyError(f"breach_trigger: must be > 0, got {trigger!r}")
     if int(horizon) < 1:
@@ -754,7 +745,7 @@ def speed_limited_path(target: np.ndarray, floor: np.ndarray, max_rise: float, m
         if x.shape != g.shape:
             raise PolicyError(f"{name}: shape {x.shape} != target shape {g.shape}")
     hist0 = jnp.full((int(horizon),) + g.shape[1:], jnp.nan, dtype=jnp.float64)
-    return np.asarray(_speed_scan_reset(jnp.asarray(f), jnp.asarray(g), jnp.asarray(mv), jnp.asarray(j), hist0,
+    return np.asarray(_speed_scan(jnp.asarray(f), jnp.asarray(g), jnp.asarray(mv), jnp.asarray(j), hist0,
                                         jnp.float64(max_rise), jnp.float64(max_release), jnp.float64(trigger)))
 
 
@@ -886,8 +877,7 @@ class SmoothPredictivePolicy(MarginPolicy):
         req = self.requirements(inputs)
         h = int(inputs.horizon)
         if self.breach_reset:
-            # realised h-day log return ENDING at row t (known at t's close); NaN until h rows exist
-            rh = pd.DataFrame(np.asarray(inputs.log_returns, np.float64)).rolling(h, min_periods=h).sum().to_numpy()
+            rh = _h_day_log_returns(inputs.log_returns, h)
             moves = {"down": -np.expm1(rh), "up": np.expm1(rh)}
         sides = []
         for side in ("down", "up"):
