@@ -413,6 +413,17 @@ def _block_chunked(xs, addons, ls, chunk):
     return out + addons
 
 
+def _block_addons(addons, n: int, dtype, validate: bool) -> jax.Array:
+    """Add-ons of the block kernels: ``()`` zero for None, else the checked scalar or ``(n,)`` array in ``dtype``
+    (no add-ons / a scalar stay shape () and broadcast inside the kernel: no (N,) buffer per call)."""
+    if addons is None:
+        return jnp.zeros((), dtype)
+    a_np = check_nonnegative("addons", addons) if validate and not isinstance(addons, jax.Array) else addons
+    if np.shape(a_np) not in ((n,), ()):
+        raise MarginInputError("addons", f"must have shape ({n},) or (), got {np.shape(a_np)}")
+    return jnp.asarray(a_np, dtype)
+
+
 def portfolio_margin_blocks(position_blocks, pnl_blocks, addons=None, *, chunk_size=None, dtype=jnp.float32,
                             validate=True):
     """Portfolio margin from a block-structured scenario set, multiplying only the non-zero blocks.
@@ -448,14 +459,7 @@ def portfolio_margin_blocks(position_blocks, pnl_blocks, addons=None, *, chunk_s
             _check_fast_finite(f"pnl_blocks[{b}]", lb)
     xs = [jnp.asarray(xb, dtype) for xb in xs]
     ls = [jnp.asarray(lb, dtype) for lb in ls]
-    # no add-ons / a scalar add-on stay shape () and broadcast inside the kernel (no (N,) buffer per call)
-    if addons is None:
-        a = jnp.zeros((), dtype)
-    else:
-        a_np = check_nonnegative("addons", addons) if validate and not isinstance(addons, jax.Array) else addons
-        if np.shape(a_np) not in ((n,), ()):
-            raise MarginInputError("addons", f"must have shape ({n},) or (), got {np.shape(a_np)}")
-        a = jnp.asarray(a_np, dtype)
+    a = _block_addons(addons, n, dtype, validate)
     chunk = _chunk(n, max(int(np.shape(lb)[1]) for lb in ls), chunk_size)
     if chunk >= n:
         return _block_kernel(xs, a, ls)
@@ -686,13 +690,7 @@ def portfolio_margin_block_sparse(positions: SparseBlockPositions, pnl_blocks, a
             _check_fast_finite(f"pnl_blocks[{b}]", lb)
     if validate:
         _check_sparse_index(np.asarray(index), [int(np.shape(rb)[0]) for rb in rows])
-    if addons is None:
-        a = jnp.zeros((), dtype)
-    else:
-        a_np = check_nonnegative("addons", addons) if validate and not isinstance(addons, jax.Array) else addons
-        if np.shape(a_np) not in ((n,), ()):
-            raise MarginInputError("addons", f"must have shape ({n},) or (), got {np.shape(a_np)}")
-        a = jnp.asarray(a_np, dtype)
+    a = _block_addons(addons, n, dtype, validate)
     rows = tuple(jnp.asarray(rb, dtype) for rb in rows)
     ls = tuple(jnp.asarray(lb, dtype) for lb in ls)
     return _block_sparse_kernel(rows, jnp.asarray(index, jnp.int32), a, ls)
