@@ -33,10 +33,10 @@ else (duplicated rows, instruments out of order) is summed with ``np.bincount``.
 the matrix is block-diagonal), its minimum, IM / MM / health, totals, counts and fixed log-spaced histograms, and
 only those small results leave it. Why the grid is built on the host: a kernel that scatter-added the rows itself
 took about 41 ms a part of 4e6 rows (XLA:CPU scatter, ~7 ns a row), this one about 12 ms; NumPy's indexed store
-(~1 ns a row) runs on the reader thread, beside the kernel. A bad
-row is named by :func:`locate_error` (:class:`~margin.validation.MarginInputError`: file, row, column, value).
-:func:`margin_book` runs all parts: locally with the next ``readers`` parts read and placed on threads while the
-current one is margined (memory: about 1 + ``readers`` grids), or as Ray tasks over parts.
+(~1 ns a row) runs on the reader thread, beside the kernel. A bad row is named by :func:`locate_error`
+(:class:`~margin.validation.MarginInputError`: file, row, column, value). :func:`margin_book` runs all parts:
+locally with the next ``readers`` parts read and placed on threads while the current one is margined (memory:
+about 1 + ``readers`` grids), or as Ray tasks over parts.
 
 Example (a notebook)::
 
@@ -67,7 +67,6 @@ from margin.validation import MarginInputError
 POSITION_SCHEMA = pa.schema([("account_id", pa.int64()), ("instrument", pa.int32()), ("quantity", pa.float32())])
 ACCOUNT_SCHEMA = pa.schema([("account_id", pa.int64()), ("collateral_usd", pa.float64())])
 ACCOUNT_QUANTUM = 1 << 16  # position grids are padded to a multiple of this many accounts (few compiled shapes)
-READ_THREADS = True        # Arrow decodes the columns of a part on its thread pool
 ERROR_KEYS = ("n_bad_rows", "n_bad_collateral")  # counted by the kernel: accounts with a non-finite quantity / bad
                                                  # collateral (the part is then refused, the row named on the host)
 
@@ -172,7 +171,7 @@ def list_parts(book_dir) -> list[str]:
 def _columns(path: Path, columns: list[str]) -> list[np.ndarray]:
     """Columns of one Parquet file as NumPy arrays (memory-mapped read; zero-copy when one row group)."""
     try:
-        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=READ_THREADS)
+        t = pq.ParquetFile(path, memory_map=True).read(columns=columns, use_threads=True)
     except (KeyError, pa.ArrowInvalid, OSError) as exc:
         raise MarginInputError(str(path), f"cannot read the columns {columns} of the book schema: {exc}") from exc
     out = []
@@ -237,13 +236,15 @@ def locate_error(part: dict, n_instruments: int) -> None:
 
 def dense_positions(part: dict, n_instruments: int, dtype=np.float32) -> np.ndarray:
     """The dense ``(n, I)`` position matrix (units, ``dtype``) of one part read by :func:`read_part`, duplicated
-    rows summed: the input of the in-memory kernel :func:`margin.portfolio_margin` (reference and benchmarks;
-    the pipeline never builds it). Rows must be valid (see :func:`locate_error`)."""
+    rows summed: the input of the in-memory kernel :func:`margin.portfolio_margin` (benchmarks), built as the
+    pipeline builds its padded grid (:func:`prepare_part`). Raises MarginInputError naming the first bad row."""
     n = part["ids"].size
-    local = np.searchsorted(part["ids"], part["account_id"])
-    flat = local * n_instruments + part["instrument"]
-    return np.bincount(flat, weights=part["quantity"], minlength=n * n_instruments).astype(dtype).reshape(
-        n, n_instruments)
+    flat, distinct = _flat_index(part, n_instruments, np.empty(part["account_id"].size, np.int64))
+    if flat is None:
+        locate_error(part, n_instruments)
+    x = np.empty(n * n_instruments, dtype)
+    _fill_grid(x, flat, distinct, part["quantity"], n * n_instruments)
+    return x.reshape(n, n_instruments)
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -398,6 +399,18 @@ def _flat_index(part: dict, n_instruments: int, scratch: np.ndarray) -> tuple[np
     return flat, distinct
 
 
+def _fill_grid(out: np.ndarray, flat: np.ndarray, distinct: bool, qty: np.ndarray, n_cells: int) -> None:
+    """Writes the quantities into the flat grid ``out`` at ``flat`` (:func:`_flat_index`), zeros elsewhere: one
+    indexed store when the (account, instrument) pairs are distinct and in order, else ``np.bincount`` (float64
+    sums of duplicated rows); cells from ``n_cells`` on (padding) are zero."""
+    if distinct:
+        out.fill(0)
+        out[flat] = qty
+    else:
+        out[:n_cells] = np.bincount(flat, weights=qty, minlength=n_cells)
+        out[n_cells:] = 0
+
+
 def prepare_part(part: dict, n_instruments: int, slot: int = 0) -> tuple:
     """Host side of a part (on a reader thread): checks the rows and builds the dense ``(n_pad, I)`` float32
     position grid in a reused, aligned buffer of ``slot`` (duplicated rows summed); returns ``(args, static)``
@@ -412,12 +425,7 @@ def prepare_part(part: dict, n_instruments: int, slot: int = 0) -> tuple:
         locate_error(part, n_i)
     n_pad = padded_accounts(n, n_i)
     x = _buffer(("x", slot), n_pad * n_i, np.float32)
-    if distinct:  # distinct (account, instrument) pairs in order: a plain store
-        x.fill(0)
-        x[flat] = qty
-    else:
-        x[:n * n_i] = np.bincount(flat, weights=qty, minlength=n * n_i)
-        x[n * n_i:] = 0
+    _fill_grid(x, flat, distinct, qty, n * n_i)
     c = _buffer(("coll", slot), n_pad, np.float64)
     c[:n] = coll
     c[n:] = 0
