@@ -51,8 +51,9 @@ import numpy as np
 import pandas as pd
 
 from predictive.base import DEFAULT_LEVELS, VolatilityForecast, VolatilityModel, gaussian_quantiles, validate_horizon
+from predictive.evaluation import qlike_loss
 
-__all__ = ["ComboConfigError", "ForecastCombination", "combination_weights", "combination_weights_loop",
+__all__ = ["ComboConfigError", "ForecastCombination", "combination_weights",
            "trailing_qlike"]
 
 
@@ -78,8 +79,7 @@ def trailing_qlike(variances: np.ndarray, proxy: np.ndarray, horizon: int) -> np
     v = np.asarray(variances, np.float64)
     p = np.asarray(proxy, np.float64)[:, None]
     ok = np.isfinite(v) & (v > 0) & np.isfinite(p) & (p > 0)
-    r = np.where(ok, p / np.where(ok, v, 1.0), 1.0)
-    return np.where(ok, r - np.log(r) - 1.0, np.nan)
+    return np.where(ok, qlike_loss(np.where(ok, p, 1.0), np.where(ok, v, 1.0)), np.nan)
 
 
 def _raw_weights(lbar: np.ndarray, scheme: str, power: float, eta: float, window: int) -> np.ndarray:
@@ -131,45 +131,6 @@ def combination_weights(losses: np.ndarray, available: np.ndarray, horizon: int,
         else:
             w[a] = 1.0 / m
         W[k] = w
-    return W
-
-
-def combination_weights_loop(losses: np.ndarray, available: np.ndarray, horizon: int, *, window: int = 250,
-                             scheme: str = "inverse", power: float = 1.0, eta: float = 0.05, floor: float = 0.05,
-                             min_periods: int = 60) -> np.ndarray:
-    """Plain-loop reference of :func:`combination_weights` (same arguments and result; for tests)."""
-    L = np.asarray(losses, np.float64)
-    T, M = L.shape
-    W = np.full((T, M), np.nan)
-    for t in range(T):
-        a = [i for i in range(M) if available[t][i]]
-        if not a:
-            continue
-        w = [0.0] * M
-        if len(a) == 1:
-            w[a[0]] = 1.0
-        else:
-            means, enough = {}, True
-            for i in a:
-                vals = [L[s, i] for s in range(max(0, t - horizon - window + 1), t - horizon + 1)
-                        if s >= 0 and np.isfinite(L[s, i])]
-                if len(vals) < min_periods:
-                    enough = False
-                means[i] = sum(vals) / max(len(vals), 1)
-            if enough:
-                if scheme == "inverse":
-                    u = {i: max(means[i], 1e-12) ** (-power) for i in a}
-                else:
-                    best = min(means.values())
-                    u = {i: float(np.exp(-eta * window * (means[i] - best))) for i in a}
-                tot = sum(u.values())
-                fl = min(floor, 1.0 / len(a))
-                for i in a:
-                    w[i] = fl + (1.0 - len(a) * fl) * u[i] / tot
-            else:
-                for i in a:
-                    w[i] = 1.0 / len(a)
-        W[t] = w
     return W
 
 

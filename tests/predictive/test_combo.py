@@ -6,14 +6,52 @@ import pandas as pd
 import pytest
 
 import predictive.combo as combo_mod
-from predictive.combo import (ComboConfigError, ForecastCombination, combination_weights, combination_weights_loop,
-                              trailing_qlike)
+from predictive.combo import ComboConfigError, ForecastCombination, combination_weights, trailing_qlike
 from predictive.data import load_ohlcv
 from predictive.features import build_features
 from predictive.intraday import load_hourly
 from predictive.models import make_model
 
 CHEAP = ["ewma", "garch", "har"]
+
+
+def combination_weights_loop(losses: np.ndarray, available: np.ndarray, horizon: int, *, window: int = 250,
+                             scheme: str = "inverse", power: float = 1.0, eta: float = 0.05, floor: float = 0.05,
+                             min_periods: int = 60) -> np.ndarray:
+    """Plain-loop reference of :func:`predictive.combo.combination_weights` (same arguments and result)."""
+    L = np.asarray(losses, np.float64)
+    T, M = L.shape
+    W = np.full((T, M), np.nan)
+    for t in range(T):
+        a = [i for i in range(M) if available[t][i]]
+        if not a:
+            continue
+        w = [0.0] * M
+        if len(a) == 1:
+            w[a[0]] = 1.0
+        else:
+            means, enough = {}, True
+            for i in a:
+                vals = [L[s, i] for s in range(max(0, t - horizon - window + 1), t - horizon + 1)
+                        if s >= 0 and np.isfinite(L[s, i])]
+                if len(vals) < min_periods:
+                    enough = False
+                means[i] = sum(vals) / max(len(vals), 1)
+            if enough:
+                if scheme == "inverse":
+                    u = {i: max(means[i], 1e-12) ** (-power) for i in a}
+                else:
+                    best = min(means.values())
+                    u = {i: float(np.exp(-eta * window * (means[i] - best))) for i in a}
+                tot = sum(u.values())
+                fl = min(floor, 1.0 / len(a))
+                for i in a:
+                    w[i] = fl + (1.0 - len(a) * fl) * u[i] / tot
+            else:
+                for i in a:
+                    w[i] = 1.0 / len(a)
+        W[t] = w
+    return W
 
 
 @pytest.fixture(scope="module")
