@@ -30,7 +30,7 @@ from experiments.data import load_features
 from experiments.schema import BACKTEST
 from margin.simulation import coverage_metrics, h_day_losses, render_report  # noqa: F401  (re-exported)
 from predictive.training import (CONF_DIR, forecast_arrays, load_forecast_arrays, model_conf_digest,  # noqa: F401
-                                 model_config, save_forecast_arrays, train_models)
+                                 model_config, save_forecast_arrays, train_models, walk_forward_forecast_arrays)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _cache_path(cfg, needed, dates) -> Path | None:
                       "train_end": str(cfg.train_end), "horizon": int(cfg.horizon), "seed": int(cfg.seed),
                       "assets": [str(a) for a in cfg.assets], "data": OmegaConf.to_container(cfg.data, resolve=True),
                       "dates": [str(dates[0]), str(dates[-1]), len(dates)],
-                      "model_files": model_conf_digest()}, sort_keys=True)
+                      "model_files": model_conf_digest(), "refit_every": cfg.get("refit_every")}, sort_keys=True)
     return Path(cfg.forecast_cache) / f"forecasts_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -149,11 +149,11 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         forecasts = load_forecast_arrays(cache)
         log.info("forecasts loaded from %s", cache)
     if forecasts is None:
-        models, secs = train_models(cfg, features, needed)
-        timings.update({f"train_{k}_s": v for k, v in secs.items()})
         t0 = time.perf_counter()
-        forecasts = forecast_arrays(models, features, dates, horizon)
-        timings["forecast_s"] = time.perf_counter() - t0
+        forecasts, secs = walk_forward_forecast_arrays(cfg, features, needed, dates, horizon,
+                                                       refit_every=cfg.get("refit_every"))
+        timings.update({f"train_{k}_s": v for k, v in secs.items()})
+        timings["forecast_s"] = time.perf_counter() - t0 - sum(secs.values())
         if cache is not None:
             save_forecast_arrays(cache, forecasts)
 

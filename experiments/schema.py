@@ -272,6 +272,20 @@ def _backtest_data(cfg: DictConfig) -> None:
     check_data(cfg, "train_end", "eval_start", _model_configs(cfg, sorted(needed)))
 
 
+def check_refit_every(cfg: DictConfig) -> None:
+    """``refit_every`` (days between walk-forward refits of the forecasting models) is absent, null or an int >= 1.
+
+    Raises:
+        ConfigError: naming ``refit_every``.
+    """
+    value = cfg.get("refit_every")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError("refit_every", f"must be a whole number of days >= 1 or null (one fit at train_end), "
+                                         f"got {value!r}")
+
+
 def _main_models(cfg: DictConfig) -> None:
     for key in ("walk_forward.reactive_model", "walk_forward.predictive_model"):
         name = str(OmegaConf.select(cfg, key))
@@ -308,7 +322,7 @@ BACKTEST = Schema(
         Field("dtype", "str", choices=("float32", "float64")),
     ),
     date_order=(("train_end", True, "eval_start"), ("start", False, "eval_start"), ("eval_start", False, "end")),
-    checks=(_backtest_data,),
+    checks=(check_refit_every, _backtest_data),
 )
 
 MAIN = Schema(
@@ -324,7 +338,7 @@ MAIN = Schema(
         Field("solvency.executor", "str", choices=("ray", "local")),
     ),
     date_order=BACKTEST.date_order,
-    checks=(_main_models, _backtest_data),
+    checks=(_main_models, check_refit_every, _backtest_data),
 )
 
 FORECAST = Schema(

@@ -67,7 +67,7 @@ def _cache_file(cfg: DictConfig) -> Path:
     key = json.dumps({"models": OmegaConf.to_container(cfg.models, resolve=True), "train_end": str(cfg.train_end),
                       "horizon": int(cfg.horizon), "seed": int(cfg.seed), "assets": [str(a) for a in cfg.assets],
                       "data": OmegaConf.to_container(cfg.data, resolve=True), "end": str(cfg.end),
-                      "model_files": model_conf_digest()}, sort_keys=True)
+                      "model_files": model_conf_digest(), "refit_every": cfg.get("refit_every")}, sort_keys=True)
     return Path(cfg.forecast_cache) / f"tune_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -76,16 +76,15 @@ def forecasts_for(cfg: DictConfig) -> dict:
     default ``cfg.horizon``), on the common date index; cached on disk (:func:`margin.simulation.tuning.
     cached_forecasts`: file lock, one training per cache key)."""
     def compute() -> dict:
-        from experiments.backtest import forecast_arrays, train_models
         from experiments.data import load_features
+        from predictive.training import walk_forward_forecast_arrays
 
         features = load_features(cfg, with_prices=True)
         dates = _dates(features, cfg)
-        models, _ = train_models(cfg, features, list(cfg.models))
-        out = {}
-        for name, model in models.items():
-            h = int(getattr(model, "horizon", None) or cfg.models[name].get("horizon", cfg.horizon))
-            out[name] = forecast_arrays({name: model}, features, dates, h)[name]
+        horizon_of = lambda name, model: int(getattr(model, "horizon", None)  # noqa: E731
+                                             or cfg.models[name].get("horizon", cfg.horizon))
+        out, _ = walk_forward_forecast_arrays(cfg, features, list(cfg.models), dates, int(cfg.horizon),
+                                              horizon_of=horizon_of, refit_every=cfg.get("refit_every"))
         return out
 
     return cached_forecasts(_cache_file(cfg), compute)
@@ -238,7 +237,10 @@ def run_ablation(cfg: DictConfig, output_dir: Path | None) -> dict:
 def main(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
 
+    from experiments.schema import check_refit_every
+
     out = Path(HydraConfig.get().runtime.output_dir)
+    check_refit_every(cfg)
     mode = str(cfg.mode)
     run = {"trial": run_trial, "pareto": run_pareto, "test": run_test, "ablation": run_ablation}.get(mode)
     if run is None:

@@ -32,8 +32,8 @@ from margin.simulation.policies import load_forecast_arrays, save_forecast_array
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_conf_digest",
-           "model_kwargs", "save_forecast_arrays", "train_models"]
+__all__ = ["CONF_DIR", "forecast_arrays", "load_forecast_arrays", "model_config", "model_conf_digest", "refit_ends",
+           "model_kwargs", "save_forecast_arrays", "train_models", "walk_forward_forecast_arrays"]
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -196,3 +196,84 @@ def forecast_arrays(models: Mapping, features: Mapping[str, pd.DataFrame], dates
             sigma=np.stack(cols["sigma"], 1), q_lo=np.stack(cols["q_lo"], 1), q_hi=np.stack(cols["q_hi"], 1),
             p_high=np.stack(cols["p_high"], 1) if has_regimes else None)
     return out
+
+
+def refit_ends(train_end, last_date, refit_every: int | None) -> list[pd.Timestamp]:
+    """Fit-end dates of an expanding-window walk-forward: ``train_end``, then every ``refit_every`` days while the
+    next fit end is before ``last_date`` (``refit_every`` None: ``[train_end]``, one fit).
+
+    Raises:
+        ValueError: ``refit_every`` not a positive whole number of days (the message names ``refit_every``).
+    """
+    first = pd.Timestamp(train_end)
+    if refit_every is None:
+        return [first]
+    if isinstance(refit_every, bool) or not isinstance(refit_every, (int, np.integer)) or int(refit_every) < 1:
+        raise ValueError(f"refit_every: must be a positive number of days or null, got {refit_every!r}")
+    step = pd.Timedelta(days=int(refit_every))
+    ends = [first]
+    while ends[-1] + step < pd.Timestamp(last_date):
+        ends.append(ends[-1] + step)
+    return ends
+
+
+def walk_forward_forecast_arrays(cfg, features: Mapping[str, pd.DataFrame], names, dates: pd.DatetimeIndex,
+                                 horizon: int, *, horizon_of=None,
+                                 refit_every: int | None = None, progress: bool | None = None
+                                 ) -> tuple[dict, dict]:
+    """Forecast arrays of the models ``names`` on ``dates``, refitted on an expanding window every ``refit_every``
+    days (the walk-forward a venue runs: a model is never used for years after its last fit).
+
+    The models are fitted on rows ``<= cfg.train_end`` (:func:`train_models`), then again on rows ``<= train_end +
+    k x refit_every days`` for k = 1, 2, ... while that is before ``dates[-1]``. A date ``t`` takes its forecast
+    from the last model fitted on rows ``< t`` (dates up to ``train_end`` from the first fit: in-sample warm-up of
+    calibration windows, as with one fit); a forecast at ``t`` uses feature rows ``<= t`` (the model contract), so
+    no forecast sees data after its date. ``refit_every=None`` is exactly :func:`train_models` +
+    :func:`forecast_arrays`.
+
+    Args:
+        cfg: as :func:`train_models` (``train_end``, ``seed``, ``horizon``, ``models``, ``progress``).
+        features: asset -> feature frame.
+        names: model keys.
+        dates: ``(T,)`` date index of the arrays.
+        horizon: app horizon h (days) passed to :func:`forecast_arrays` (a model's ``forecast_horizon`` wins there).
+        horizon_of: optional ``(name, fitted model) -> days``: the horizon to forecast that model at instead.
+        refit_every: days between refits, or None (one fit).
+
+    Returns:
+        (model name -> :class:`margin.simulation.policies.ForecastArrays` ``(T, A)`` float64, fit seconds by name
+        summed over the fits).
+
+    Raises:
+        ValueError: bad ``refit_every``; and what :func:`train_models` raises.
+    """
+    import dataclasses
+
+    get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
+    ends = refit_ends(get("train_end"), dates[-1], refit_every)
+    base = {k: _plain(get(k, None)) for k in ("seed", "horizon", "progress", "models")}
+    out: dict = {}
+    secs: dict = {}
+    for j, fit_end in enumerate(ends):
+        models, s = train_models({**base, "train_end": str(fit_end.date())}, features, list(names),
+                                 progress=progress)
+        for k, v in s.items():
+            secs[k] = secs.get(k, 0.0) + v
+        rows = np.ones(len(dates), bool) if j == 0 else np.asarray(dates > fit_end)
+        if j + 1 < len(ends):
+            rows &= np.asarray(dates <= ends[j + 1])
+        for name, model in models.items():
+            h = int(horizon_of(name, model)) if horizon_of is not None else int(horizon)
+            fc = forecast_arrays({name: model}, features, dates, h)[name]
+            if name not in out:
+                out[name] = fc
+                continue
+            merged = {}
+            for f in dataclasses.fields(fc):
+                old, new = getattr(out[name], f.name), getattr(fc, f.name)
+                merged[f.name] = None if old is None or new is None else np.where(rows[:, None], new, old)
+            out[name] = type(fc)(**merged)
+        if len(ends) > 1:
+            log.info("walk-forward fit %d/%d on rows <= %s: forecasts for %d dates", j + 1, len(ends),
+                     fit_end.date(), int(rows.sum()))
+    return out, secs

@@ -53,6 +53,8 @@ def bad_files(tmp_path):
 @pytest.mark.parametrize("overrides, words", [
     (["horizon=abc"], ["horizon", "integer", "'abc'"]),
     (["horizon=-1"], ["horizon", ">= 1"]),
+    (["refit_every=0"], ["refit_every", ">= 1", "got 0"]),
+    (["refit_every=yearly"], ["refit_every", "'yearly'"]),
     (["coverage=1.5"], ["coverage", "< 1"]),
     (["book.n_accounts=0"], ["book.n_accounts", ">= 1"]),
     (["horizn=5"], ["horizn"]),
@@ -152,6 +154,13 @@ def test_forecast_and_backtest_apps_check_their_configs(in_tmp, monkeypatch, cap
     status, err, _ = run_app(backtest.main, monkeypatch, capsys, "coverage=0.3")
     assert status == 2 and "coverage" in err and "> 0.5" in err
     assert not (in_tmp / "outputs").exists()
+
+
+def test_tune_policy_refuses_a_bad_refit_every(in_tmp, monkeypatch, capsys):
+    from experiments import tune_policy
+
+    status, err, _ = run_app(tune_policy.main, monkeypatch, capsys, "refit_every=-30")
+    assert status == 2 and err.count("\n") == 1 and "refit_every" in err and "-30" in err
 
 
 def test_a_bad_combination_model_is_one_line(in_tmp, monkeypatch, capsys):
