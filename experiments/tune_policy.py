@@ -52,7 +52,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments._cli import hydra_app
 from margin.simulation.tuning import (  # noqa: F401  (re-exported: experiments.tune_policy.<name>)
-    PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choose, common_dates, json_default,
+    PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choice_rule, choose, common_dates, json_default,
     mark_pareto, objectives, pareto_markdown, pareto_mask, pareto_report, per_side_metrics, read_trials, slack,
     verdict_report, verdict_markdown, verdict_rows)
 
@@ -156,8 +156,7 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
                               eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end, priority=priority)
     chosen = result["chosen"]
     if chosen is not None:
-        rule = ("most bad-debt targets met (total, each stress window), then " if priority == "bad_debt" else "")
-        L += ["", f"Chosen ({rule}most targets met on validation, then largest worst slack): {chosen['dir']}", "",
+        L += ["", f"Chosen ({choice_rule(priority)}): {chosen['dir']}", "",
               "```yaml", _policy_yaml(chosen["policy"], cfg), "```"]
         if cfg.get("write_conf"):
             path = CONF_DIR / "policy" / f"{cfg.write_conf}.yaml"
@@ -176,17 +175,16 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
 
 
 def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
-    head = (f"# Chosen by experiments.tune_policy on the VALIDATION period {cfg.eval_start} .. {cfg.end} (models fitted "
-            f"to {cfg.train_end}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon {cfg.horizon}),\n"
-            f"# sweep {cfg.sweep_dir}; rule: Pareto front of (avg margin, largest 30-day increase, bad debt) among\n"
-            "# configurations passing Kupiec + Christoffersen at 5% on every asset x side, then"
-            + (" the most bad-debt targets met\n# (total and every validation stress window), then"
-               if cfg.tune.get("choose_priority") == "bad_debt" else "") +
-            " the most issue-10 targets\n"
-            "# met against the best reactive policy, ties by the largest worst slack (experiments.tune_policy.choose).\n"
-            "# Design: margin/simulation/policies.py.\n"
-            "# Needs the k-day forecast `lookahead_model` (models.regime_net_k: a RegimeNet with forecast_horizon: k, in\n"
-            "# conf/backtest.yaml and conf/tune_policy.yaml); policy=predictive_smooth_nolook drops the foresight.\n")
+    import textwrap
+
+    refit = f"refitted every {cfg.refit_every} days" if cfg.get("refit_every") else "one fit"
+    text = (f"Chosen by experiments.tune_policy on the VALIDATION period {cfg.eval_start} .. {cfg.end} (models fitted "
+            f"to {cfg.train_end}, {refit}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon "
+            f"{cfg.horizon}), sweep {cfg.sweep_dir}; rule: {choice_rule(cfg.tune.get('choose_priority'))} "
+            "(experiments.tune_policy.choose). Design: margin/simulation/policies.py. Needs the k-day forecast "
+            "`lookahead_model` (models.regime_net_k: a RegimeNet with forecast_horizon: k, in conf/backtest.yaml and "
+            "conf/tune_policy.yaml); policy=predictive_smooth_nolook drops the foresight.")
+    head = "".join(f"# {line}\n" for line in textwrap.wrap(text, 116))
     body = {k: v for k, v in policy.items() if k != "defaults"}
     return head + "defaults:\n  - _apc\n  - _self_\n" + OmegaConf.to_yaml(OmegaConf.create(body))
 

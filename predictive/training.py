@@ -159,7 +159,8 @@ def train_models(cfg, features: Mapping[str, pd.DataFrame], names, *, progress: 
         model.fit({a: f.loc[:train_end] for a, f in features.items()})
         secs[name] = time.perf_counter() - t0
         models[name] = model
-        log.info("train %s (%s, seed %s, horizon %d): %.1f s", name, mname, kw.get("seed", "-"), horizon, secs[name])
+        log.info("train %s (%s, seed %s, forecasts at %d days): %.1f s", name, mname, kw.get("seed", "-"),
+                 int(forecast_horizon or horizon), secs[name])
     return models, secs
 
 

@@ -9,7 +9,7 @@ run a trial from forecasts it already has:
 * :func:`common_dates`, :func:`per_side_metrics`: per-side coverage (longs judged against ``scan_down``, shorts
   against ``scan_up``; Kupiec POF and Christoffersen per asset x side) and procyclicality of policies;
 * :func:`objectives` (three values to MINIMISE, raised by :data:`PENALTY` when coverage fails), :func:`pareto_mask`,
-  :func:`slack`, :func:`choose`, :func:`best_reactive`, :func:`read_trials`, :func:`mark_pareto`;
+  :func:`slack`, :func:`choose`, :func:`choice_rule`, :func:`best_reactive`, :func:`read_trials`, :func:`mark_pareto`;
 * :func:`pareto_report`, :func:`pareto_markdown`, :func:`verdict_report` (the test period's verdicts),
   :func:`verdict_rows`, :func:`verdict_markdown`, :func:`ablation_markdown`, :func:`json_default`.
 
@@ -149,23 +149,43 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
     return keep
 
 
+#: Bad debt (USD m) below which a reference amount is not used as a denominator of a relative slack: USD 10,000,
+#: the size of one small account's loss (a window where the reference lost USD 30 would turn a USD 3,000 loss into a
+#: slack of -100 and decide every tie-break by the worst slack). Verdicts (met / not met) do not depend on it.
+BAD_DEBT_MATERIALITY_MUSD = 0.01
+
+
 def slack(s: Mapping, ref: Mapping) -> dict[str, float]:
     """Relative slack of a trial summary ``s`` on each issue-10 target against the reactive reference ``ref``
     (>= 0: met): coverage (min p-value - 0.05), average margin (1 - ratio), 30-day increase (reduction - 0.30),
-    peak-to-trough (1 - ratio), bad debt (reduction - 0.50; 0 when both are 0), each stress window (no higher)."""
+    peak-to-trough (1 - ratio), bad debt (reduction - 0.50; 0 when both are 0), each stress window (no higher).
+    Bad-debt reductions are relative to ``max(reference, BAD_DEBT_MATERIALITY_MUSD)``: the sign (met or not) is
+    that of the plain comparison, the size stays bounded where the reference is near zero."""
     out = {"coverage": s["min_p"] - 0.05,
            "avg_margin": 1 - s["avg_margin"] / ref["avg_margin"],
            "max_increase_30d": (1 - s["max_increase_30d"] / ref["max_increase_30d"]) - 0.30,
            "peak_to_trough": 1 - s["peak_to_trough"] / ref["peak_to_trough"]}
+
+    def reduction(x: float, rx: float) -> float:
+        return (rx - x) / max(rx, BAD_DEBT_MATERIALITY_MUSD)
+
     bd, rbd = s["bad_debt_musd"], ref["bad_debt_musd"]
-    out["bad_debt"] = (1 - bd / rbd) - 0.5 if rbd > 0 else (0.0 if bd == 0 else -bd)
+    out["bad_debt"] = reduction(bd, rbd) - 0.5 if rbd > 0 else (0.0 if bd == 0 else reduction(bd, 0.0))
     for w, x in s["stress_bad_debt_musd"].items():
-        rx = ref["stress_bad_debt_musd"].get(w, 0.0)
-        out[f"stress {w}"] = (1 - x / rx) if rx > 0 else (0.0 if x == 0 else -x)
+        out[f"stress {w}"] = reduction(x, ref["stress_bad_debt_musd"].get(w, 0.0))
     return out
 
 
 BAD_DEBT_TARGETS = ("bad_debt", "stress ")    # slack keys of the bad-debt targets (total, each stress window)
+
+
+def choice_rule(priority: str | None = None) -> str:
+    """The rule :func:`choose` applies, in words (the Pareto report and the written configuration quote it)."""
+    return ("Pareto front of (avg margin, largest 30-day increase, bad debt) among configurations passing Kupiec + "
+            "Christoffersen at 5% on every asset x side, then "
+            + ("the most bad-debt targets met (total and every validation stress window), then "
+               if priority == "bad_debt" else "")
+            + "the most issue-10 targets met against the best reactive policy, ties by the largest worst slack")
 
 
 def choose(trials: list[dict], ref: Mapping, priority: str | None = None) -> dict | None:

@@ -38,3 +38,17 @@ def test_pareto_report_lists_stress_windows():
     assert res["chosen"] is t and res["best_reactive"] == "garch"
     text = "\n".join(lines)
     assert "stress windows (USD m): a 1.000, b 0.500" in text and "front #0: a 1.200, b 0.600" in text
+
+
+def test_slack_is_bounded_where_the_reference_bad_debt_is_near_zero():
+    """A window where the reference lost USD 30 must not turn a USD 3,000 loss into a slack of -100 (it would decide
+    every tie-break by the worst slack); the sign (met or not) is the plain comparison's."""
+    from margin.simulation.tuning import BAD_DEBT_MATERIALITY_MUSD
+
+    ref = _s(0.10, 2.0, 4.0, {"tiny": 3e-5, "zero": 0.0, "big": 1.0})
+    sl = slack(_s(0.10, 2.0, 1.0, {"tiny": 3e-3, "zero": 0.0, "big": 0.5}), ref)
+    assert sl["stress tiny"] == pytest.approx(-(3e-3 - 3e-5) / BAD_DEBT_MATERIALITY_MUSD) and sl["stress tiny"] > -1
+    assert sl["stress zero"] == 0.0 and sl["stress big"] == pytest.approx(0.5)
+    assert sl["bad_debt"] == pytest.approx(0.25)
+    below = slack(_s(0.10, 2.0, 1.0, {"tiny": 1e-5, "zero": 1e-4, "big": 1.0}), ref)
+    assert below["stress tiny"] > 0 and below["stress zero"] < 0 and below["stress big"] == 0.0
