@@ -183,6 +183,7 @@ def run_backtest(cfg: DictConfig, output_dir: str | Path | None = None, *, forec
         crash_days=tuple(str(d) for d in lq.get("crash_days", ())), crash_pad_days=int(lq.get("crash_pad_days", 3)),
         seed=int(cfg.seed), dtype=str(cfg.dtype), progress=cfg.get("progress"))
     metrics = result.metrics
+    metrics["config"]["refit_every"] = cfg.get("refit_every")
     metrics["timings"] = {**timings, **metrics["timings"], "total_s": time.perf_counter() - t_start}
     if output_dir is not None:
         write_outputs(result, output_dir, plot=bool(cfg.plot))

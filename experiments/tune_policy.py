@@ -153,7 +153,7 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     passing = mark_pareto(trials)
     priority = cfg.tune.get("choose_priority")
     result, L = pareto_report(trials, passing, reactive_baselines(cfg), list(cfg.tune.report_keys),
-                              eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end, priority=priority)
+                              eval_start=cfg.eval_start, end=cfg.end, train_end=_fitted(cfg), priority=priority)
     chosen = result["chosen"]
     if chosen is not None:
         L += ["", f"Chosen ({choice_rule(priority)}): {chosen['dir']}", "",
@@ -174,12 +174,16 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     return result
 
 
+def _fitted(cfg: DictConfig) -> str:
+    """``train_end`` and the refit schedule, for report headers ("models fitted to ...")."""
+    return f"{cfg.train_end}, refitted every {cfg.refit_every} days" if cfg.get("refit_every") else str(cfg.train_end)
+
+
 def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:
     import textwrap
 
-    refit = f"refitted every {cfg.refit_every} days" if cfg.get("refit_every") else "one fit"
     text = (f"Chosen by experiments.tune_policy on the VALIDATION period {cfg.eval_start} .. {cfg.end} (models fitted "
-            f"to {cfg.train_end}, {refit}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon "
+            f"to {_fitted(cfg)}; book {cfg.book.n_accounts} accounts, seed {cfg.seed}; horizon "
             f"{cfg.horizon}), sweep {cfg.sweep_dir}; rule: {choice_rule(cfg.tune.get('choose_priority'))} "
             "(experiments.tune_policy.choose). Design: margin/simulation/policies.py. Needs the k-day forecast "
             "`lookahead_model` (models.regime_net_k: a RegimeNet with forecast_horizon: k, in conf/backtest.yaml and "
@@ -224,7 +228,7 @@ def run_ablation(cfg: DictConfig, output_dir: Path | None) -> dict:
                          merge=False)
         m = evaluate(vcfg, forecasts)
         rows[label] = (over, objectives(next(iter(m["policies"].values())))[1])
-    text = ablation_markdown(rows, eval_start=cfg.eval_start, end=cfg.end, train_end=cfg.train_end)
+    text = ablation_markdown(rows, eval_start=cfg.eval_start, end=cfg.end, train_end=_fitted(cfg))
     print(text)
     if output_dir is not None:
         Path(output_dir, "ablation.md").write_text(text + "\n")

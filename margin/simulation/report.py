@@ -67,7 +67,9 @@ def render_report(m: dict) -> str:
          "figures come from a simulation, not from a real venue: compare policies with each other.", "",
          f"Data {c.get('data_start', '?')} .. {c.get('data_end', '?')}; book opened {opened} (first day with data and "
          f"every policy's margin; configured start {c['start']}); evaluation period {c['eval_start']} .. {c['end']}; "
-         f"horizon {c['horizon']} day(s); liquidation steps {c.get('frequency', 'daily')}; oracle "
+         f"horizon {c['horizon']} day(s); models fitted to {c.get('train_end') or 'n/a'}"
+         + (f", refitted every {c['refit_every']} days" if c.get("refit_every") else "") +
+         f"; liquidation steps {c.get('frequency', 'daily')}; oracle "
          f"{c['oracle'].get('kind')}. Book: {bk['accounts']:,} accounts, perpetual notional "
          f"{_usd(bk['perp_notional_usd'])} USD at inception ({bk['long_positions']:,} long / "
          f"{bk['short_positions']:,} short positions), {bk['option_accounts']:,} with an option spread, median "
