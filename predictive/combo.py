@@ -1,7 +1,7 @@
 """Forecast combination of volatility models with trailing-QLIKE weights (``make_model("combo", ...)``).
 
-Model. ``M`` member models (default RegimeNet-fast, GARCH(1,1), HAR-RV; any registered model) each forecast the
-variance ``v_{i,t}`` of the ``h``-day log return at origin ``t``. The combination is geometric (in log variance)::
+Model. ``M`` member models (default RegimeNet ``regime_net_l10_fast``, GARCH(1,1), HAR-RV; any registered model)
+each forecast the variance ``v_{i,t}`` of the ``h``-day log return at origin ``t``. The combination is geometric (in log variance)::
 
     ln v_t = sum_i w_{i,t} ln v_{i,t},    sum_i w_{i,t} = 1,  w_{i,t} >= floor.
 
@@ -183,7 +183,7 @@ class ForecastCombination(VolatilityModel):
     name = "combo"
     default_horizons = (1, 5)
 
-    def __init__(self, members: Sequence = ("regime_net_fast", "garch", "har"), *, horizon: int = 1,
+    def __init__(self, members: Sequence = ("regime_net_l10_fast", "garch", "har"), *, horizon: int = 1,
                  horizons: Iterable[int] = (1, 5), seed: int | None = 0, progress=None, window: int = 250,
                  scheme: str = "inverse", power: float = 1.0, eta: float = 0.05, floor: float = 0.05,
                  min_periods: int = 60, min_z: int = 250, levels=DEFAULT_LEVELS):

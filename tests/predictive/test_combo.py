@@ -207,3 +207,20 @@ def test_bad_config_raises_typed_error(kwargs, match):
 def test_forecast_before_fit_raises(feats):
     with pytest.raises(RuntimeError, match="fit"):
         ForecastCombination(CHEAP).forecast(feats, 1)
+
+
+def test_default_members_match_the_config_and_use_the_short_window_regime_net():
+    """conf/model/combo.yaml and the class default name the same members; the RegimeNet member is the 10-day-window
+    preset with the EWMA input (chosen on the 2018-2020 validation, conf/model/regime_net_l10.yaml)."""
+    import inspect
+
+    from predictive.training import model_config
+
+    conf = model_config("combo")
+    default = inspect.signature(ForecastCombination.__init__).parameters["members"].default
+    assert list(conf["members"]) == list(default)
+    rn = make_model("combo", horizon=1, seed=0)._build_members()[0]
+    assert rn.config.lookback == 10 and "log_ewma_rel" in rn.config.inputs
+    assert rn.config.n_ensemble == 1 and rn.config.max_epochs == 40
+    base = model_config("regime_net")
+    assert base["lookback"] == 30 and "log_ewma_rel" not in base["inputs"]  # the base preset is unchanged
