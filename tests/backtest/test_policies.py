@@ -277,5 +277,12 @@ def test_policy_configs_load(name):
     if name.startswith("static"):
         out = pol(RiskInputs(inputs.dates, ("SOL",), inputs.log_returns[:, :1], 1, {}))
         assert np.all(out.scan_range > 0)                       # a new asset gets the documented default tier
-    else:
-        assert pol.name == name and pol.model == "regime_net"
+    else:  # the default backtest trains every model the smooth policies need (conf/backtest.yaml models)
+        from omegaconf import OmegaConf
+
+        from predictive.training import CONF_DIR
+
+        inner = getattr(pol, "inner", pol)                      # wrapped when an Art. 28 tool is on
+        assert inner.name == name and pol.name.startswith(name)
+        models = OmegaConf.load(CONF_DIR / "backtest.yaml").models
+        assert inner.model in models and (inner.lookahead_model is None or inner.lookahead_model in models)
