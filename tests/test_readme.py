@@ -94,8 +94,6 @@ COMMANDS: dict[str, Spec] = {
     "make bench": Spec(slow=True),
     "python -m experiments.forecast model=regime_net horizon=5 assets=[BTC,ETH,BNB] holdout=BNB":
         Spec(FORECAST + " model.max_epochs=2 model.n_ensemble=1", slow=True),
-    "python -m experiments.backtest policy=predictive_smooth_combo '+models.combo_k={config: combo, forecast_horizon: 5}'":
-        Spec(BACKTEST + " compare=[]"),
     "python -m experiments.backtest policy=predictive_smooth liquidation.frequency=hourly":
         Spec(BACKTEST.replace("data.use_hourly=false", "data.use_hourly=true")  # hourly steps need hourly bars
              + " compare=[] liquidation.hourly_comparison=false", slow=True),

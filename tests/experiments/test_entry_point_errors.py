@@ -167,8 +167,8 @@ def test_a_bad_combination_model_is_one_line(in_tmp, monkeypatch, capsys):
     """A forecast combination with one member is the user's mistake: one line naming it, exit 2."""
     from experiments import backtest
 
-    status, err, _ = run_app(backtest.main, monkeypatch, capsys, "policy=predictive_smooth_combo",
-                             "+models.combo_k={config: combo, members: [garch]}", "compare=[]",
+    status, err, _ = run_app(backtest.main, monkeypatch, capsys, "policy=predictive_smooth",
+                             "+models.combo_k.members=[garch]", "compare=[]",
                              "train_end=2020-12-31", "start=2020-10-01", "eval_start=2021-01-01", "end=2021-02-28",
                              "data.use_hourly=false", "data.use_funding=false", "book=tiny", "book.n_accounts=20",
                              "oracle_study.enabled=false", "plot=false")
