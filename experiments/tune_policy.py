@@ -176,7 +176,9 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
 
 def _fitted(cfg: DictConfig) -> str:
     """``train_end`` and the refit schedule, for report headers ("models fitted to ...")."""
-    return f"{cfg.train_end}, refitted every {cfg.refit_every} days" if cfg.get("refit_every") else str(cfg.train_end)
+    from margin.simulation.report import fitted_label
+
+    return fitted_label(cfg.train_end, cfg.get("refit_every"))
 
 
 def _policy_yaml(policy: Mapping, cfg: DictConfig) -> str:

@@ -13,9 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["render_report", "write_outputs", "pareto_plot", "json_default"]
+__all__ = ["fitted_label", "render_report", "write_outputs", "pareto_plot", "json_default"]
 
 _ZONES = {"green": 0, "yellow": 1, "red": 2}
+
+
+def fitted_label(train_end, refit_every=None) -> str:
+    """``"<train_end>"`` or ``"<train_end>, refitted every N days"``: the "models fitted to ..." of report headers."""
+    return f"{train_end}, refitted every {refit_every} days" if refit_every else str(train_end)
 
 
 def _pct(x, digits: int = 1) -> str:
@@ -67,9 +72,8 @@ def render_report(m: dict) -> str:
          "figures come from a simulation, not from a real venue: compare policies with each other.", "",
          f"Data {c.get('data_start', '?')} .. {c.get('data_end', '?')}; book opened {opened} (first day with data and "
          f"every policy's margin; configured start {c['start']}); evaluation period {c['eval_start']} .. {c['end']}; "
-         f"horizon {c['horizon']} day(s); models fitted to {c.get('train_end') or 'n/a'}"
-         + (f", refitted every {c['refit_every']} days" if c.get("refit_every") else "") +
-         f"; liquidation steps {c.get('frequency', 'daily')}; oracle "
+         f"horizon {c['horizon']} day(s); models fitted to "
+         f"{fitted_label(c.get('train_end') or 'n/a', c.get('refit_every'))}; liquidation steps {c.get('frequency', 'daily')}; oracle "
          f"{c['oracle'].get('kind')}. Book: {bk['accounts']:,} accounts, perpetual notional "
          f"{_usd(bk['perp_notional_usd'])} USD at inception ({bk['long_positions']:,} long / "
          f"{bk['short_positions']:,} short positions), {bk['option_accounts']:,} with an option spread, median "

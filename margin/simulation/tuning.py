@@ -351,8 +351,10 @@ def verdict_markdown(m: Mapping, rows: list[tuple], summ: Mapping[str, Mapping],
     """The test table: the verdict rows of :func:`verdict_rows`, then every policy's summary (margins in %, bad
     debt in USD m, stress-window bad debt, exceptions per series, passes)."""
     c = m["config"]
-    refit = f", refitted every {c['refit_every']} days" if c.get("refit_every") else ""
-    L = [f"# Test period {c['eval_start']} .. {c['end']} (models fitted to {c['train_end']}{refit}; book opened "
+    from margin.simulation.report import fitted_label
+
+    L = [f"# Test period {c['eval_start']} .. {c['end']} (models fitted to "
+         f"{fitted_label(c['train_end'], c.get('refit_every'))}; book opened "
          f"{c['start']}, {c['accounts']:,} accounts, seed {seed}; horizon {c['horizon']})", "",
          f"Predictive: {pred} (conf/policy/{policy_file}.yaml); best reactive by per-side coverage then "
          f"cost: {best}. Run once; {seconds:.0f} s.", "",
