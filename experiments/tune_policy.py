@@ -52,9 +52,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments._cli import hydra_app
 from margin.simulation.tuning import (  # noqa: F401  (re-exported: experiments.tune_policy.<name>)
-    PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choice_rule, choose, common_dates, json_default,
-    mark_pareto, objectives, pareto_markdown, pareto_mask, pareto_report, per_side_metrics, read_trials, slack,
-    verdict_report, verdict_markdown, verdict_rows)
+    PENALTY, SIDES, ablation_markdown, best_reactive, cached_forecasts, choice_rule, choose, common_dates, front_plot,
+    json_default, mark_pareto, objectives, pareto_markdown, pareto_mask, pareto_report, per_side_metrics, read_trials,
+    slack, verdict_report, verdict_markdown, verdict_rows)
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,15 @@ def run_pareto(cfg: DictConfig, output_dir: Path | None) -> dict:
     trials = [t for d in dirs for t in read_trials(d)]
     passing = mark_pareto(trials)
     priority = cfg.tune.get("choose_priority")
-    result, L = pareto_report(trials, passing, reactive_baselines(cfg), list(cfg.tune.report_keys),
+    reactive = reactive_baselines(cfg)
+    result, L = pareto_report(trials, passing, reactive, list(cfg.tune.report_keys),
                               eval_start=cfg.eval_start, end=cfg.end, train_end=_fitted(cfg), priority=priority)
     chosen = result["chosen"]
+    if output_dir is not None:
+        front_plot(trials, reactive, chosen, Path(output_dir, "pareto.png"),
+                   title=f"Validation {cfg.eval_start} .. {cfg.end}: {len(trials)} trials (models fitted to "
+                         f"{_fitted(cfg)})")
+        L += ["", "Plot: pareto.png (every trial; red = front, green = chosen, stars = reactive baselines)"]
     if chosen is not None:
         L += ["", f"Chosen ({choice_rule(priority)}): {chosen['dir']}", "",
               "```yaml", _policy_yaml(chosen["policy"], cfg), "```"]

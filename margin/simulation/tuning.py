@@ -9,7 +9,8 @@ run a trial from forecasts it already has:
 * :func:`common_dates`, :func:`per_side_metrics`: per-side coverage (longs judged against ``scan_down``, shorts
   against ``scan_up``; Kupiec POF and Christoffersen per asset x side) and procyclicality of policies;
 * :func:`objectives` (three values to MINIMISE, raised by :data:`PENALTY` when coverage fails), :func:`pareto_mask`,
-  :func:`slack`, :func:`choose`, :func:`choice_rule`, :func:`best_reactive`, :func:`read_trials`, :func:`mark_pareto`;
+  :func:`slack`, :func:`choose`, :func:`choice_rule`, :func:`best_reactive`, :func:`read_trials`, :func:`mark_pareto`,
+  :func:`front_plot` (every trial against the reactive baselines);
 * :func:`pareto_report`, :func:`pareto_markdown`, :func:`verdict_report` (the test period's verdicts),
   :func:`verdict_rows`, :func:`verdict_markdown`, :func:`ablation_markdown`, :func:`json_default`.
 
@@ -249,6 +250,49 @@ def mark_pareto(trials: list[dict]) -> list[dict]:
         for t, keep in zip(passing, pareto_mask(pts)):
             t["pareto"] = bool(keep)
     return passing
+
+
+def front_plot(trials: list[dict], reactive: Mapping[str, Mapping], chosen: dict | None, path: str | Path, *,
+               title: str = "") -> dict[str, int]:
+    """Every trial of a tuning sweep on two panels, average margin (% of notional) against bad debt (USD m) and
+    against the largest 30-day increase (%): trials failing per-side coverage in grey, passing ones in blue, the
+    Pareto front (``t["pareto"]``, :func:`mark_pareto`) in red, the chosen one circled in green, the reactive
+    baselines (``reactive``: name -> :func:`objectives` summary) as black stars with their names.
+
+    Returns:
+        the number of points drawn per group (``failing``, ``passing``, ``front``, ``reactive``, ``chosen``).
+    """
+    from margin.simulation.report import _mpl
+
+    plt, _ = _mpl()
+    groups = {"failing": [t for t in trials if not t["summary"]["passes"]],
+              "passing": [t for t in trials if t["summary"]["passes"] and not t.get("pareto")],
+              "front": [t for t in trials if t["summary"]["passes"] and t.get("pareto")]}
+    style = {"failing": dict(c="0.75", s=10, label="fails Kupiec / Christoffersen"),
+             "passing": dict(c="tab:blue", s=14, alpha=0.6, label="passes coverage"),
+             "front": dict(c="tab:red", s=26, label="Pareto front")}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+    for ax, key, ylabel, scale in ((axes[0], "bad_debt_musd", "bad debt over the period (USD m)", 1.0),
+                                   (axes[1], "max_increase_30d", "largest 30-day increase of IM (%)", 100.0)):
+        for g, ts in groups.items():
+            if ts:
+                ax.scatter([100 * t["summary"]["avg_margin"] for t in ts], [scale * t["summary"][key] for t in ts],
+                           **style[g])
+        if chosen is not None:
+            ax.scatter([100 * chosen["summary"]["avg_margin"]], [scale * chosen["summary"][key]], s=160,
+                       facecolors="none", edgecolors="tab:green", linewidths=2, label="chosen")
+        for name, r in reactive.items():
+            x, y = 100 * r["avg_margin"], scale * r[key]
+            ax.scatter([x], [y], marker="*", s=180, c="k")
+            ax.annotate(name, (x, y), fontsize=8, xytext=(5, 5), textcoords="offset points")
+        ax.set_xlabel("average IM (% of notional, mean of asset x side)")
+        ax.set_ylabel(ylabel)
+    axes[0].legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return {**{g: len(ts) for g, ts in groups.items()}, "reactive": len(reactive), "chosen": int(chosen is not None)}
 
 
 # --------------------------------------------------------------------------------------------------- tables

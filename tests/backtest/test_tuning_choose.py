@@ -52,3 +52,15 @@ def test_slack_is_bounded_where_the_reference_bad_debt_is_near_zero():
     assert sl["bad_debt"] == pytest.approx(0.25)
     below = slack(_s(0.10, 2.0, 1.0, {"tiny": 1e-5, "zero": 1e-4, "big": 1.0}), ref)
     assert below["stress tiny"] > 0 and below["stress zero"] < 0 and below["stress big"] == 0.0
+
+
+def test_front_plot_draws_every_trial_in_its_group(tmp_path):
+    from margin.simulation.tuning import front_plot, mark_pareto
+
+    trials = [{"summary": _s(0.09, 1.0, 3.0, {}), "dir": "a"}, {"summary": _s(0.11, 1.5, 1.5, {}), "dir": "b"},
+              {"summary": _s(0.12, 2.0, 2.0, {}), "dir": "c"},                     # dominated by b
+              {"summary": _s(0.05, 0.5, 0.5, {}, passes=False), "dir": "d"}]
+    mark_pareto(trials)
+    counts = front_plot(trials, {"garch": REF}, trials[1], tmp_path / "p.png", title="t")
+    assert counts == {"failing": 1, "passing": 1, "front": 2, "reactive": 1, "chosen": 1}
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
