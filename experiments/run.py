@@ -217,7 +217,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
                                                   executor=str(cfg.solvency.executor), progress=progress)
         metrics["timings"]["solvency_s"] = time.perf_counter() - started
 
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    from margin.simulation.tuning import json_default
+
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=json_default))
     (output_dir / "report.md").write_text(render_report(metrics, cfg, table))
     if cfg.plot:
         plot_paths(paths, full, closes, cfg, output_dir / "margin_paths.png")
@@ -236,14 +238,6 @@ def _with_run_settings(cfg: DictConfig, progress: bool) -> DictConfig:
         out.models = specs
         out.progress = progress
     return out
-
-
-def _json_default(x):
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 @hydra_app("config", schema=MAIN)
