@@ -185,11 +185,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         for a in cfg.assets[1:]:
             dates = dates.intersection(features[a].index)
         dates = dates[dates <= pd.Timestamp(cfg.end)]
-        if cfg.get("refit_every") is None:
-            arrays = backtest.forecast_arrays(models, features, dates, horizon)
-        else:  # the venue backtest refits on a walk-forward (the walk-forward above keeps the one fit)
-            arrays, _ = backtest.walk_forward_forecast_arrays(cfg, features, list(cfg.models), dates, horizon,
-                                                              refit_every=cfg.refit_every)
+        # the venue backtest refits on a walk-forward from the models above (the walk-forward above keeps the one fit)
+        arrays, _ = backtest.walk_forward_forecast_arrays(cfg, features, list(cfg.models), dates, horizon,
+                                                          refit_every=cfg.get("refit_every"), fitted=models)
         started = time.perf_counter()
         venue = backtest.run_backtest(cfg, output_dir / "backtest", forecasts=arrays)
         metrics["timings"]["backtest_s"] = time.perf_counter() - started

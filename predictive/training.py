@@ -220,8 +220,8 @@ def refit_ends(train_end, last_date, refit_every: int | None) -> list[pd.Timesta
 
 def walk_forward_forecast_arrays(cfg, features: Mapping[str, pd.DataFrame], names, dates: pd.DatetimeIndex,
                                  horizon: int, *, horizon_of=None,
-                                 refit_every: int | None = None, progress: bool | None = None
-                                 ) -> tuple[dict, dict]:
+                                 refit_every: int | None = None, progress: bool | None = None,
+                                 fitted: Mapping | None = None) -> tuple[dict, dict]:
     """Forecast arrays of the models ``names`` on ``dates``, refitted on an expanding window every ``refit_every``
     days (the walk-forward a venue runs: a model is never used for years after its last fit).
 
@@ -240,6 +240,8 @@ def walk_forward_forecast_arrays(cfg, features: Mapping[str, pd.DataFrame], name
         horizon: app horizon h (days) passed to :func:`forecast_arrays` (a model's ``forecast_horizon`` wins there).
         horizon_of: optional ``(name, fitted model) -> days``: the horizon to forecast that model at instead.
         refit_every: days between refits, or None (one fit).
+        fitted: optional ``{name: model}`` already fitted by :func:`train_models` on rows ``<= cfg.train_end`` with
+            the same settings (the main job's models): used as the first fit instead of training them again.
 
     Returns:
         (model name -> :class:`margin.simulation.policies.ForecastArrays` ``(T, A)`` float64, fit seconds by name
@@ -256,8 +258,11 @@ def walk_forward_forecast_arrays(cfg, features: Mapping[str, pd.DataFrame], name
     out: dict = {}
     secs: dict = {}
     for j, fit_end in enumerate(ends):
-        models, s = train_models({**base, "train_end": str(fit_end.date())}, features, list(names),
-                                 progress=progress)
+        if j == 0 and fitted is not None:
+            models, s = {n: fitted[n] for n in names}, {}
+        else:
+            models, s = train_models({**base, "train_end": str(fit_end.date())}, features, list(names),
+                                     progress=progress)
         for k, v in s.items():
             secs[k] = secs.get(k, 0.0) + v
         rows = np.ones(len(dates), bool) if j == 0 else np.asarray(dates > fit_end)

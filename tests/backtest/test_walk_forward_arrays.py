@@ -67,3 +67,16 @@ def test_each_segment_comes_from_its_own_fit_and_sees_no_later_data(features):
     again, _ = walk_forward_forecast_arrays(CFG, short, ["garch"], dates[dates <= cut], 1, refit_every=183)
     # (equal up to float rounding: the filter's vectorised reductions see arrays of another length)
     np.testing.assert_allclose(again["garch"].sigma, got["garch"].sigma[dates <= cut], rtol=1e-12, atol=0)
+
+
+def test_already_fitted_models_serve_as_the_first_fit(features):
+    """The main job hands over the models it fitted on rows <= train_end: the first segment is not trained again."""
+    dates = _dates(features)
+    models, _ = train_models(CFG, features, ["garch"])
+    got, secs = walk_forward_forecast_arrays(CFG, features, ["garch"], dates, 1, refit_every=None, fitted=models)
+    np.testing.assert_array_equal(got["garch"].sigma, forecast_arrays(models, features, dates, 1)["garch"].sigma)
+    assert secs == {}                                                  # nothing was trained
+    again, secs = walk_forward_forecast_arrays(CFG, features, ["garch"], dates, 1, refit_every=183, fitted=models)
+    ref, _ = walk_forward_forecast_arrays(CFG, features, ["garch"], dates, 1, refit_every=183)
+    np.testing.assert_array_equal(again["garch"].sigma, ref["garch"].sigma)
+    assert set(secs) == {"garch"}                                      # the refits were trained
